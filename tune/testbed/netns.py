@@ -33,6 +33,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -48,6 +49,28 @@ SKIP_REASON = "needs root and openssh-server/iproute2: run as root or via .ci/ru
 #: where the stand-in ``xl``/``xentop`` live inside each host (its private ``/opt``)
 XEN_BIN = "/opt/xen/bin"
 HOST_PATH = f"{XEN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+#: Runs as the parent of each sshd: adopts and reaps orphaned sessions, forwards SIGTERM.
+_REAPER = r"""
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+child = os.fork()
+if child == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+signal.signal(signal.SIGTERM, lambda *a: os.kill(child, signal.SIGTERM))
+status = 0
+while True:
+    try:
+        pid, st = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    except InterruptedError:
+        continue
+    if pid == child:
+        status = os.waitstatus_to_exitcode(st)
+sys.exit(status if status >= 0 else 128 - status)
+"""
 
 
 class TestBedError(TuneError):
@@ -194,7 +217,6 @@ class TestBed:
         reason = testbed_missing_reason()
         if reason:
             raise TestBedError(reason)
-        become_subreaper()
         self.cleanup_leftovers()
         t0 = time.monotonic()
         try:
@@ -218,11 +240,11 @@ class TestBed:
     def down(self) -> None:
         """Kill and reap every process started, remove namespaces and bridge.  Idempotent."""
         for h in self.hosts:
-            for attr in ("sshd", "holder"):
-                proc = getattr(h, attr)
-                if proc is not None:
-                    _terminate(proc)
-                    setattr(h, attr, None)
+            if h.sshd is not None:
+                self.kill_sshd(h)
+            if h.holder is not None:
+                _terminate(h.holder)
+                h.holder = None
         for ns in self._existing_namespaces():
             _kill_and_reap(_netns_pids(ns))
         self._network_down()
@@ -378,11 +400,9 @@ class TestBed:
                   f"mount --bind {h.dir}/opt /opt && "
                   f"mount --bind {self.base_dir}/hosts /etc/hosts && "
                   "exec sleep infinity")
-        h.holder = subprocess.Popen(
-            ["ip", "netns", "exec", h.netns, "unshare", "--uts", "--mount",
-             "--propagation", "private", "sh", "-c", script],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=_log_file(os.path.join(h.dir, "holder.log"), "wb"), start_new_session=True)
+        h.holder = _spawn(["ip", "netns", "exec", h.netns, "unshare", "--uts", "--mount",
+                           "--propagation", "private", "sh", "-c", script],
+                          os.path.join(h.dir, "holder.log"), append=False)
         # the holder is ready once it runs sleep in its own UTS namespace
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -430,37 +450,45 @@ class TestBed:
         return _run(self.exec_argv(host, argv), check=check, input=input, timeout=timeout)
 
     def start_sshd(self, host: "str | int | TestHost", *, wait: bool = True) -> None:
-        """(Re)start the host's sshd inside its namespaces; no-op when it is running."""
+        """(Re)start the host's sshd inside its namespaces; no-op when it is running.
+
+        ``host.sshd`` is a tiny reaper (``PR_SET_CHILD_SUBREAPER``) whose child is
+        ``sshd -D -e``: sessions orphaned when sshd is killed are re-parented to it and reaped,
+        instead of becoming zombies of PID 1.  It exits once sshd and every orphan are gone.
+        """
         h = self.host(host)
         if h.sshd is not None and h.sshd.poll() is None:
             return
         if h.sshd is not None:
             h.sshd.wait()
-        h.sshd = subprocess.Popen(
-            [*self.exec_argv(h, [SSHD, "-D", "-e", "-f", h.sshd_config])],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=_log_file(os.path.join(h.dir, "sshd.log"), "ab"), start_new_session=True)
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        h.sshd = _spawn(
+            self.exec_argv(h, [python, "-c", _REAPER, SSHD, "-D", "-e", "-f", h.sshd_config]),
+            os.path.join(h.dir, "sshd.log"), append=True)
         if wait:
             self.wait_ready([h])
         if self._up:
             self._save_state()
 
-    def kill_sshd(self, host: "str | int | TestHost", sig: int = signal.SIGKILL) -> None:
-        """Crash the host's sshd (the listener and every session it forked)."""
+    def kill_sshd(self, host: "str | int | TestHost") -> None:
+        """Crash the host's sshd: the listener and every session (as a host crash would).
+
+        sshd puts each session in a session of its own, so everything running in the host's
+        network namespace except the namespace holder is killed; the reaper then exits.
+        """
         h = self.host(host)
         if h.sshd is None:
             return
-        # sshd puts each session in a new session (setsid): kill every process of the host
-        # except its namespace holder, as a crash would
         others = [p for p in _netns_pids(h.netns) if p not in (h.pid, h.sshd.pid)]
-        try:
-            h.sshd.send_signal(sig)
-        except ProcessLookupError:
-            pass
-        _kill_and_reap(others)
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             h.sshd.wait(timeout=5)
         except subprocess.TimeoutExpired:
+            log.warning("sshd reaper of %s still waits for children; killing it", h.name)
             _terminate(h.sshd)
         h.sshd = None
 
@@ -492,7 +520,7 @@ class TestBed:
             except FileNotFoundError:
                 pass
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", h.name, "-f", h.host_key_path])
-        self.kill_sshd(h, signal.SIGTERM)
+        self.kill_sshd(h)
         self._write_hosts_known()
         self.start_sshd(h)
         return h.host_key_line()
@@ -594,21 +622,15 @@ def _is_ours(pid: int, base_dir: str) -> bool:
     return base_dir in cmd
 
 
-class _log_file:
-    """An fd for a child's stderr that the parent closes once ``Popen`` has it (no leak)."""
-
-    def __init__(self, path: str, mode: str) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
-        self.fd = os.open(path, flags, 0o644)
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def __del__(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+def _spawn(argv: Sequence[str], log_path: str, *, append: bool) -> "subprocess.Popen[bytes]":
+    """Start a daemon in its own session, stderr to ``log_path`` (our copy of the fd closed)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(log_path, flags, 0o644)
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=fd, start_new_session=True)
+    finally:
+        os.close(fd)
 
 
 def _netns_pids(ns: str) -> list[int]:
@@ -616,39 +638,38 @@ def _netns_pids(ns: str) -> list[int]:
     return [int(p) for p in out if p.isdigit()]
 
 
-def become_subreaper() -> bool:
-    """Make this process adopt its orphaned descendants (``PR_SET_CHILD_SUBREAPER``).
-
-    Why: sshd sessions outlive a killed sshd listener; PID 1 here does not reap, so without
-    this they would stay zombies.  With it they become our children and
-    :func:`_kill_and_reap` waits for them by PID (never ``waitpid(-1)``, which would steal
-    the exit status of other ``subprocess`` children).
-    """
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return False
-
-
 def _kill_and_reap(pids: Sequence[int]) -> None:
-    """SIGKILL ``pids`` and wait for those that are (or became) our children."""
+    """SIGKILL ``pids`` (leftovers of a crashed run) and reap those that are our children.
+
+    A killed process whose parent is also being killed may be re-parented a moment later:
+    keep looking at it while its parent is in the set.
+    """
+    pids = [p for p in pids if p > 1 and p != os.getpid()]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + 2.0
-    pending = list(pids)
+    deadline = time.monotonic() + 3.0
+    pending = set(pids)
     while pending and time.monotonic() < deadline:
         for pid in list(pending):
             try:
                 done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:  # not our child, or already reaped
-                pending.remove(pid)
+            except ChildProcessError:
+                ppid = _ppid(pid)
+                if ppid is None or ppid not in pending:  # gone, or someone else's child
+                    pending.discard(pid)
                 continue
             if done:
-                pending.remove(pid)
+                pending.discard(pid)
         if pending:
-            time.sleep(0.01)
+            time.sleep(0.005)
+
+
+def _ppid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
