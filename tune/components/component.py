@@ -48,6 +48,7 @@ class Component:
     state: Lifecycle = Lifecycle.STOPPED
     node: Optional[str] = None
     dir_local: str = ""
+    uses_slot: bool = True  # False when placed beside the instance it is bound to
     parent: Optional[str] = None  # content controller: the composite this one is inside
     secret: frozenset[str] = frozenset()
     last_event: Optional[str] = None

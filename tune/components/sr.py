@@ -64,7 +64,8 @@ class SystemRepresentation:
 
     def used_slots(self, node_id: str) -> int:
         with self.lock:
-            return sum(1 for u, _v, d in self.graph.in_edges(_n(node_id), data=True) if d.get("kind") == "placement")
+            return sum(1 for _u, _v, d in self.graph.in_edges(_n(node_id), data=True)
+                       if d.get("kind") == "placement" and d.get("slot", True))
 
     def free_slots(self, node_id: str) -> int:
         return self.node(node_id).slots - self.used_slots(node_id)
@@ -121,15 +122,17 @@ class SystemRepresentation:
         return len(self.instances(comp_type))
 
     # ---- placement ---------------------------------------------------------------------
-    def place(self, srname: str, node_id: str, *, check_slots: bool = True) -> None:
+    def place(self, srname: str, node_id: str, *, check_slots: bool = True, uses_slot: bool = True) -> None:
+        """Put ``srname`` on ``node_id``; ``uses_slot=False`` for components placed beside another."""
         with self.lock:
             comp = self.instance(srname)
             node = self.node(node_id)
-            if check_slots and self.free_slots(node_id) <= 0:
+            if uses_slot and check_slots and self.free_slots(node_id) <= 0:
                 raise AllocationError(f"node {node_id} has no free slot for {srname}")
             self._unplace(srname)
-            self.graph.add_edge(_i(srname), _n(node_id), kind="placement")
+            self.graph.add_edge(_i(srname), _n(node_id), kind="placement", slot=uses_slot)
             comp.node = node.id
+            comp.uses_slot = uses_slot
             self.version += 1
 
     def _unplace(self, srname: str) -> None:
@@ -269,7 +272,7 @@ class SystemRepresentation:
             comp.node = None
             sr.add_instance(comp)
             if node is not None:
-                sr.place(comp.srname, node, check_slots=False)
+                sr.place(comp.srname, node, check_slots=False, uses_slot=comp.uses_slot)
         for a, b in data.get("bindings", []):
             sr.graph.add_edge(_i(a), _i(b), kind="binding")
         sr._counters = dict(data.get("counters", {}))

@@ -133,6 +133,13 @@ class Executor(ABC):
             cmd = ["tar", "-x", "-f", target, "-C", remote_dir]
         self.run(cmd, timeout=timeout)
 
+    def path(self, node_path: str) -> str:
+        """Where ``node_path`` (a path on the node) is for this executor's commands.
+
+        The identity for real nodes; simulated nodes live in a folder of their own.
+        """
+        return node_path
+
     def alive(self, timeout: float = 5.0) -> bool:
         """Cheap liveness check used by heartbeats."""
         try:

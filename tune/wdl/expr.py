@@ -172,6 +172,8 @@ def evaluate(expr: Expr, scope: Scope) -> Any:
     if expr.root == "arg":
         idx = (expr.index or 1) - 1
         if idx >= len(scope.args):
+            if idx >= 1 and not expr.path:
+                return None  # $arg2.. are optional (the seed's destination host, say)
             raise ExpressionError(f"{where}: the event has {len(scope.args)} argument(s)")
         raw = scope.args[idx]
         if not expr.path:
