@@ -14,13 +14,22 @@ from hypothesis import strategies as st
 
 from tune.adl.cdl import parse_cdl
 from tune.adl.graph import graph_signature
-from tune.adl.model import (ALLOCATIONS, NAME_RE, PROTOCOLS, Application, Binding, ComponentType, DiagramRef,
-                            Family, Multiplicity)
+from tune.adl.model import (
+    ALLOCATIONS,
+    NAME_RE,
+    PROTOCOLS,
+    Application,
+    Binding,
+    ComponentType,
+    DiagramRef,
+    Family,
+    Multiplicity,
+)
 from tune.adl.uml import parse_uml, to_uml
 from tune.diagrams import diagram_problems, parse_rdl
 from tune.diagrams.model import Diagram, DiagramNode, NodeKind
 from tune.diagrams.rdl import make_action_node, make_transition
-from tune.errors import ExpressionError, ParseError, TuneError, XMLSecurityError
+from tune.errors import ExpressionError, ParseError, TuneError, ValidationError, XMLSecurityError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(os.path.dirname(HERE), "examples", "xen_attitune")
@@ -246,11 +255,11 @@ def test_default_values_of_each_literal_type():
         prop("u0", "LiteralUnlimitedNatural"),
         prop("r", "LiteralReal", "2.5"), prop("r0", "LiteralReal"),
         prop("n", "LiteralNull"), prop("none", None),
-        '<ownedAttribute xmi:id="p_o" name="o"><defaultValue xmi:type="uml:OpaqueExpression" xmi:id="p_ov">'
-        '<language>OCL</language><body> 6 * 7 </body></defaultValue></ownedAttribute>',
-        '<ownedAttribute xmi:id="p_pw" name="pw"><eAnnotations xmi:id="p_pwa" source="tune">'
-        '<details xmi:id="p_pwd" key="secret" value="true"/></eAnnotations>'
-        '<defaultValue xmi:type="uml:LiteralString" xmi:id="p_pwv" value="hunter2"/></ownedAttribute>',
+        ('<ownedAttribute xmi:id="p_o" name="o"><defaultValue xmi:type="uml:OpaqueExpression" xmi:id="p_ov">'
+         '<language>OCL</language><body> 6 * 7 </body></defaultValue></ownedAttribute>'),
+        ('<ownedAttribute xmi:id="p_pw" name="pw"><eAnnotations xmi:id="p_pwa" source="tune">'
+         '<details xmi:id="p_pwd" key="secret" value="true"/></eAnnotations>'
+         '<defaultValue xmi:type="uml:LiteralString" xmi:id="p_pwv" value="hunter2"/></ownedAttribute>'),
     ])))
     c = app.components["C"]
     assert c.attributes == {"s": "hello", "s0": "", "i": "-7", "i0": "0", "b": "true", "b0": "false",
@@ -498,6 +507,18 @@ def test_billion_laughs_and_external_entities_are_refused():
                 + TAIL.encode())
     with pytest.raises(XMLSecurityError):
         parse_uml("t.uml", external)
+
+
+def test_to_uml_refuses_what_it_cannot_write():
+    app = Application("a", families={"f": Family("f", attributes={"user": "x"})})
+    with pytest.raises(ValidationError, match="family field"):
+        to_uml(app)
+    app = Application("a", diagrams={"start": DiagramRef("start")})
+    with pytest.raises(ValidationError, match="neither a graph nor a file"):
+        to_uml(app)
+    app = Application("a", bindings=[Binding("A", "B")])
+    with pytest.raises(ValidationError, match="does not exist"):
+        to_uml(app)
 
 
 def test_unreadable_file(tmp_path):

@@ -91,8 +91,19 @@ from ..diagrams.model import Diagram, DiagramNode, NodeKind
 from ..diagrams.rdl import make_action_node, make_transition
 from ..errors import ParseError
 from ..xmlsafe import local_name, parse_xml
-from .model import (ALLOCATIONS, NAME_RE, PROTOCOLS, RESERVED_COMPONENT_ATTRIBUTES, Application, Binding,
-                    ComponentType, DiagramRef, Family, Multiplicity, Source)
+from .model import (
+    ALLOCATIONS,
+    NAME_RE,
+    PROTOCOLS,
+    RESERVED_COMPONENT_ATTRIBUTES,
+    Application,
+    Binding,
+    ComponentType,
+    DiagramRef,
+    Family,
+    Multiplicity,
+    Source,
+)
 
 #: UML metamodel namespaces that are read
 UML_NAMESPACES = (
@@ -753,14 +764,15 @@ def parse_state_machine(doc: _Doc, sm: etree._Element) -> Diagram:
     # transitions
     for tr in transitions:
         doc.xid(tr, f"{what}: transition")
-        ends = []
+        ends: list[_Vertex] = []
         for feature in ("source", "target"):
             el = doc.single_ref(tr, feature, f"{what}: transition")
-            v = by_el.get(el)  # type: ignore[arg-type]
-            if v is None:
-                raise doc.error(f"{what}: transition {feature} {el.get(f'{{{doc.xmi_ns}}}id')!r} "  # type: ignore[union-attr]
+            assert el is not None  # required=True
+            found = by_el.get(el)
+            if found is None:
+                raise doc.error(f"{what}: transition {feature} {el.get(f'{{{doc.xmi_ns}}}id')!r} "
                                 "is not a vertex of this state machine", tr)
-            ends.append(v)
+            ends.append(found)
         sv, tv = ends
         if sv.kind == "final":
             raise doc.error(f"{what}: a transition cannot leave a final state", tr)
@@ -801,7 +813,7 @@ def parse_uml(path: str, data: Optional[bytes] = None) -> Application:
                 if doc.xtype(target) != "Association":
                     raise doc.error(f"association={a[:80]!r} is not an association", attr)
                 class_ends.setdefault(a, []).append(attr)
-    end_ids = set()
+    end_ids: set[str] = set()
     for assoc in walk.associations:
         end_ids.update(ident for ident, _ in doc.ref_ids(assoc, "memberEnd"))
     components: dict[etree._Element, str] = {}

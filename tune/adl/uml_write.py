@@ -29,7 +29,7 @@ from lxml import etree
 from ..diagrams.actions import unparse_action
 from ..diagrams.model import Diagram, NodeKind
 from ..errors import ValidationError
-from .model import Application, ComponentType, Family, Multiplicity
+from .model import RESERVED_COMPONENT_ATTRIBUTES, Application, ComponentType, Family, Multiplicity
 
 XMI_NS = "http://www.omg.org/spec/XMI/20131001"
 UML_NS = "http://www.eclipse.org/uml2/5.0.0/UML"
@@ -37,6 +37,7 @@ _PRIMITIVES = "pathmap://UML_LIBRARIES/UMLPrimitiveTypes.library.uml"
 _NSMAP = {"xmi": XMI_NS, "uml": UML_NS}
 _X = f"{{{XMI_NS}}}"
 _SAFE_RE = re.compile(r"[^A-Za-z0-9_.-]")
+_FAMILY_FIELDS = ("nodefile", "user", "protocol", "dirlocal", "python", "key", "port", "allocation", "driver")
 
 
 class _Writer:
@@ -81,13 +82,18 @@ class _Writer:
 
 def _family(w: _Writer, grid: etree._Element, fam: Family) -> None:
     cls = w.el(grid, "packagedElement", "Class", f"family.{fam.name}", name=fam.name)
-    for key in ("nodefile", "user", "protocol", "dirlocal", "python", "key", "allocation", "driver"):
+    for key in _FAMILY_FIELDS:
+        if key == "port":
+            continue
         value = getattr(fam, key)
         if value is not None:
             w.attribute(cls, key, value)
     if fam.port is not None:
         w.attribute(cls, "port", str(fam.port), integer=True)
     for key, value in fam.attributes.items():
+        if key in _FAMILY_FIELDS or key == "name":
+            raise ValidationError(f"family {fam.name}: attribute {key!r} has the name of a family field",
+                                  file=fam.source.file, line=fam.source.line)
         w.attribute(cls, key, value)
 
 
@@ -100,6 +106,9 @@ def _component(w: _Writer, model: etree._Element, comp: ComponentType) -> etree.
         w.attribute(cls, "host-family", comp.host_family)
     w.attribute(cls, "initial", str(comp.initial), integer=True)
     for key, value in comp.attributes.items():
+        if key in RESERVED_COMPONENT_ATTRIBUTES:
+            raise ValidationError(f"component {comp.name}: attribute {key!r} is reserved",
+                                  file=comp.source.file, line=comp.source.line)
         w.attribute(cls, key, value, secret=key in comp.secret)
     return cls
 
