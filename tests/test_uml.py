@@ -180,6 +180,16 @@ def test_example_diagrams_match_the_native_ones(example, native, event):
     assert all(n.source.file == UML_EXAMPLE and n.source.line for n in ours.nodes.values())
 
 
+def test_example_loads_and_validates_like_the_native_one():
+    """The whole chain (loader: nodefiles, wrappers, validation) accepts the UML example."""
+    from tune.adl.loader import load_application
+    uml_app = load_application(UML_EXAMPLE)
+    xml_app = load_application(os.path.join(EXAMPLE, "app.xml"))
+    assert graph_signature(uml_app) == graph_signature(xml_app)
+    assert uml_app.families["dom0"].nodes == xml_app.families["dom0"].nodes
+    assert sorted(uml_app.wrappers) == sorted(xml_app.wrappers)
+
+
 def test_example_start_is_a_composite_state_turned_fork_join(example):
     d = example.diagram_graphs["start"]
     fork, join = d.nodes["start.fork"], d.nodes["start.join"]
