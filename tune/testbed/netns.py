@@ -53,6 +53,7 @@ HOST_PATH = f"{XEN_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 
 #: Runs as the parent of each sshd: adopts and reaps orphaned sessions, forwards SIGTERM.
 _REAPER = r"""
+# tune test bed: parent of one sshd; adopts and reaps its orphaned sessions
 import ctypes, os, signal, sys
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 child = os.fork()
@@ -177,6 +178,7 @@ class TestBed:
         self.global_known_hosts = os.path.join(self.base_dir, "ssh_known_hosts")
         self.xen_state_dir = os.path.join(self.base_dir, "xenstate")
         self.state_path = os.path.join(self.base_dir, "state.json")
+        self.reaper_path = os.path.join(self.base_dir, "sshd_reaper.py")
         self.hosts: list[TestHost] = [
             TestHost(name=f"h{i}", index=i, netns=f"{prefix}-h{i}", address=f"{subnet}.{i + 1}",
                      dir=os.path.join(self.base_dir, f"h{i}"), veth=f"v{prefix}h{i}")
@@ -285,6 +287,7 @@ class TestBed:
             open(self.known_hosts_path, "w").close()
         os.chmod(self.known_hosts_path, 0o600)
         os.makedirs(self.xen_state_dir, exist_ok=True)
+        _write(self.reaper_path, _REAPER.lstrip(), 0o644)
         with open(self.key_path + ".pub") as fh:
             pub = fh.read()
         hosts_lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -463,7 +466,7 @@ class TestBed:
             h.sshd.wait()
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
         h.sshd = _spawn(
-            self.exec_argv(h, [python, "-c", _REAPER, SSHD, "-D", "-e", "-f", h.sshd_config]),
+            self.exec_argv(h, [python, self.reaper_path, SSHD, "-D", "-e", "-f", h.sshd_config]),
             os.path.join(h.dir, "sshd.log"), append=True)
         if wait:
             self.wait_ready([h])
@@ -480,11 +483,18 @@ class TestBed:
         if h.sshd is None:
             return
         others = [p for p in _netns_pids(h.netns) if p not in (h.pid, h.sshd.pid)]
-        for pid in others:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # sshd processes first, so clients see a lost connection (as in a crash), not the
+        # exit of their command killed a moment earlier
+        daemons = [p for p in others if _comm(p) == "sshd"]
+        for group in (daemons, [p for p in others if p not in daemons]):
+            for pid in group:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 1.0
+            while group and time.monotonic() < deadline and any(_pid_alive(p) for p in group):
+                time.sleep(0.005)
         try:
             h.sshd.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -665,6 +675,14 @@ def _kill_and_reap(pids: Sequence[int]) -> None:
                 pending.discard(pid)
         if pending:
             time.sleep(0.005)
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def _ppid(pid: int) -> Optional[int]:
