@@ -43,7 +43,11 @@ def add_vm_bridge(testbed: Any, host: Any, bridge: str = VM_BRIDGE) -> None:
     if _ip(testbed, h, ["link", "show", bridge], check=False).returncode == 0:
         return
     prefix = f"{h.address}/24"
+    mac = _ip(testbed, h, ["-br", "link", "show", "eth0"]).stdout.split()[2]
     _ip(testbed, h, ["link", "add", bridge, "type", "bridge", "forward_delay", "0"])
+    # a fixed MAC: by default a bridge takes the lowest MAC of its ports, so adding or removing
+    # a VM's tap would change the host's MAC under its neighbours' ARP caches (30 s outages)
+    _ip(testbed, h, ["link", "set", bridge, "address", mac])
     # no STP, no learning delay: a migrated guest must be reachable at once
     _ip(testbed, h, ["link", "set", bridge, "type", "bridge", "stp_state", "0"], check=False)
     _ip(testbed, h, ["link", "set", bridge, "up"])

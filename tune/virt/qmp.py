@@ -177,7 +177,13 @@ class QMPClient:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise DriverError(f"no QMP event {name} within {timeout:g}s", host=self.host)
-                msg = self._read_message(remaining)
+                try:
+                    msg = self._read_message(remaining)
+                except DriverError:
+                    if time.monotonic() >= deadline - 1e-3:
+                        raise DriverError(f"no QMP event {name} within {timeout:g}s",
+                                          host=self.host) from None
+                    raise
                 if "event" in msg:
                     self._events.append(msg)
 
