@@ -9,11 +9,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "xen_attitune")
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
-try:  # the plugin exists once the test bed is in; never fail collection without it
-    import tune.testbed.pytest_plugin  # noqa: F401
+import importlib.util
+
+if importlib.util.find_spec("tune.testbed.pytest_plugin") is not None:
     pytest_plugins = ["tune.testbed.pytest_plugin"]
-except ImportError:  # pragma: no cover
-    pass
 
 
 @pytest.fixture

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         interrupted.set()
         manager.request_stop()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     player: Optional[ScenarioPlayer] = None
     code = 0
     try:

@@ -209,11 +209,13 @@ class SystemRepresentation:
         server = sorted({b.source for b in self.bindings.values() if b.target == comp.type})
         return {"client": client, "server": server}
 
-    def binding_problems(self) -> list[str]:
+    def binding_problems(self, spec_filter: Optional[Binding] = None) -> list[str]:
         """Bound counts outside their multiplicities (empty when the SR is consistent)."""
         out = []
         with self.lock:
             for spec in self.bindings.values():
+                if spec_filter is not None and spec.key != spec_filter.key:
+                    continue
                 for c in self.instances(spec.source):
                     n = len(self.bound(c.srname, spec.target)) if spec.source != spec.target else 0
                     if spec.source != spec.target and not spec.to_multiplicity.contains(n):

@@ -9,8 +9,12 @@ Semantics (token based, over our own graph; transitions' parallel states are not
 * a **choice** takes the first outgoing transition whose guard is true, ``else`` last;
 * a **final** ends its branch; the diagram ends when no branch runs.
 
-A failing action stops the diagram: actions not yet started are skipped (recorded as such),
-running ones finish, and the run reports the diagram, node, instance and cause.  What to do
+A failing action stops the diagram: the run is cancelled the moment the action fails (in the
+worker thread, so no sibling starts in the meantime); actions not yet started are skipped
+(recorded as such) and never run; running ones finish; the run reports the diagram, node,
+instance and cause.  The decision to start an action and the cancellation are both taken under
+the run's lock, so an action's recorded ``started`` time is always earlier than the recorded
+end of the failure that stopped the run.  What to do
 about it (an ``on-failure`` compensation diagram) is the caller's decision.
 """
 
@@ -78,7 +82,24 @@ class DiagramRun:
 
     def cancel(self) -> None:
         """Ask the run to stop: nothing new starts; running actions finish."""
-        self.cancel_event.set()
+        with self.lock:
+            self.cancel_event.set()
+
+    def fail(self, error: ActionError) -> None:
+        """Record ``error`` (the first one wins) and cancel the run."""
+        with self.lock:
+            if self.error is None:
+                self.error = error
+            self.cancel_event.set()
+
+    def begin(self, t: "NodeTrace") -> bool:
+        """Atomically: unless cancelled, mark ``t`` started now.  False when it must be skipped."""
+        with self.lock:
+            t.started = time.monotonic()
+            if self.cancel_event.is_set():
+                t.status = "skipped"
+                return False
+            return True
 
     def record(self, t: NodeTrace) -> None:
         with self.lock:
@@ -107,21 +128,18 @@ class Engine:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _execute(self, node: DiagramNode, run: DiagramRun) -> None:
-        t = NodeTrace(node.id, "action", "done", time.monotonic())
+        t = NodeTrace(node.id, "action", "done")
         try:
-            if run.cancelled:
-                t.status = "skipped"
+            if not run.begin(t):
                 return
             self.runner.run_node(node, run)
-        except ActionError as exc:
-            t.status, t.detail = "failed", str(exc)
-            raise
-        except TuneError as exc:
-            t.status, t.detail = "failed", str(exc)
-            raise ActionError(exc.message, diagram=run.name, node=node.id, cause=exc) from exc
         except Exception as exc:  # noqa: BLE001 - a wrapper bug is a failed action, not a crash
-            t.status, t.detail = "failed", f"{type(exc).__name__}: {exc}"
-            raise ActionError(f"{type(exc).__name__}: {exc}", diagram=run.name, node=node.id, cause=exc) from exc
+            err = _as_action_error(exc, run, node.id)
+            t.status, t.detail = "failed", str(err)
+            run.fail(err)  # now, in this thread: nothing else starts from here on
+            if err is exc:
+                raise
+            raise err from exc
         finally:
             t.ended = time.monotonic()
             run.record(t)
@@ -137,13 +155,15 @@ class Engine:
             if tr.guard is None:
                 continue
             try:
-                if self.runner.evaluate(tr.guard, run):
-                    run.record(NodeTrace(node.id, "choice", "chosen", time.monotonic(), time.monotonic(),
-                                         f"[{tr.guard_text}] -> {tr.target}"))
-                    return tr.target
-            except TuneError as exc:
-                raise ActionError(f"guard [{tr.guard_text}]: {exc.message}", diagram=run.name, node=node.id,
+                chosen = self.runner.evaluate(tr.guard, run)
+            except Exception as exc:  # noqa: BLE001 - a lookup bug fails the run, never the caller
+                why = exc.message if isinstance(exc, TuneError) else f"{type(exc).__name__}: {exc}"
+                raise ActionError(f"guard [{tr.guard_text}]: {why}", diagram=run.name, node=node.id,
                                   cause=exc) from exc
+            if chosen:
+                now = time.monotonic()
+                run.record(NodeTrace(node.id, "choice", "chosen", now, now, f"[{tr.guard_text}] -> {tr.target}"))
+                return tr.target
         if fallback is None:
             raise ActionError("no guard is true and there is no 'else'", diagram=run.name, node=node.id)
         run.record(NodeTrace(node.id, "choice", "chosen", time.monotonic(), time.monotonic(), f"[else] -> {fallback}"))
@@ -168,10 +188,7 @@ class Engine:
         running: dict[Future[None], str] = {}
         order = {nid: i for i, nid in enumerate(d.nodes)}
 
-        def fail(exc: ActionError) -> None:
-            if run.error is None:
-                run.error = exc
-            run.cancel()
+        fail = run.fail
 
         while True:
             to_start: list[DiagramNode] = []
@@ -232,11 +249,15 @@ class Engine:
                 nid = running.pop(fut)
                 exc = fut.exception()
                 if exc is not None:
-                    fail(exc if isinstance(exc, ActionError) else
-                         ActionError(str(exc), diagram=d.name, node=nid, cause=exc))
+                    fail(_as_action_error(exc, run, nid))
                 elif not run.cancelled:
                     ready.extend(successors[nid])
         run.ended_at = time.monotonic()
+        if run.cancelled:
+            seen = {t.node for t in run.trace}
+            for nid, n in d.nodes.items():
+                if n.kind is NodeKind.ACTION and nid not in seen:
+                    run.record(NodeTrace(nid, "action", "skipped", run.ended_at, run.ended_at, "not run"))
         if run.error is not None:
             run.status = "failed"
         elif run.cancelled:
@@ -245,6 +266,21 @@ class Engine:
         else:
             run.status = "completed"
         return run
+
+
+def _as_action_error(exc: BaseException, run: DiagramRun, node_id: str) -> ActionError:
+    """``exc`` as an ActionError that names the diagram and the node."""
+    if isinstance(exc, ActionError):
+        if exc.diagram and exc.node:
+            return exc
+        msg = exc.message
+        if msg.startswith("[") and "] " in msg:
+            msg = msg.split("] ", 1)[1]
+        return ActionError(msg, diagram=exc.diagram or run.name, node=exc.node or node_id,
+                           instance=exc.instance, cause=exc.cause or exc)
+    if isinstance(exc, TuneError):
+        return ActionError(exc.message, diagram=run.name, node=node_id, cause=exc)
+    return ActionError(f"{type(exc).__name__}: {exc}", diagram=run.name, node=node_id, cause=exc)
 
 
 def raise_for_status(run: DiagramRun) -> DiagramRun:

@@ -58,7 +58,7 @@ def bind_all(sr: SystemRepresentation, bindings: Sequence[Binding]) -> None:
             upper = spec.to_multiplicity.upper
             goal = len(tos) if upper is None else upper
             _take(sr, a, tos, goal, spec.from_multiplicity.upper, spec)
-        problems = [p for p in sr.binding_problems() if f" {spec.target} " in p or f" {spec.source} " in p]
+        problems = sr.binding_problems(spec)
         if problems:
             raise MultiplicityError(f"{_describe(spec)} cannot be met with {len(froms)} {spec.source} and "
                                     f"{len(tos)} {spec.target}: {problems[0]}", file=spec.origin.file,
