@@ -78,14 +78,21 @@ def test_timeout_kills_the_process_group(ex, tmp_path):
     assert time.monotonic() - t0 < 5
     assert info.value.host == "localhost" and "sleep 30" in info.value.command
     child = int(marker.read_text())
-    for _ in range(50):  # the background child was in the group: it is gone too
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
+    for _ in range(50):  # the background child was in the group: it is dead too
+        if not _running(child):
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     else:
         pytest.fail("background child survived the timeout")
+
+
+def _running(pid):
+    """Alive and not a zombie (orphans may stay zombies where PID 1 does not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_default_command_timeout():

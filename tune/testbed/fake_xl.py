@@ -50,7 +50,8 @@ BANNER = b"xl migration receiver ready, send binary domain data.\n"
 READY = b"domain received, ready to unpause\0"
 GO = b"domain is yours, you are cleared to unpause\0"
 REPORT = b"my copy unpause results are as follows\0"
-SAVE_INFO = "(new xl fmt info 0x3/0x0/838)"
+SAVE_INFO = "(info 0x3/0x0/838)"
+LOAD_INFO = "(new xl fmt info 0x3/0x0/838)"
 LIST_HEADER = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
 XENTOP_HEADER = ("      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS "
                  "NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT SSID")
@@ -578,7 +579,7 @@ def cmd_migrate_receive(args):
     except ValueError:
         err("migration target: Domain creation failed (code -3).")
         return 1
-    err("Loading new save file <incoming migration stream> %s" % SAVE_INFO)
+    err("Loading new save file <incoming migration stream> %s" % LOAD_INFO)
     err(" Savefile contains xl domain config in JSON format")
     err("Parsing config from <saved>")
     err("xc: info: Found x86 HVM domain from Xen 4.17")
