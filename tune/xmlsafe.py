@@ -60,6 +60,19 @@ def parse_xml(path: str, *, data: Optional[bytes] = None) -> etree._ElementTree:
     return tree
 
 
+def reject_namespaces(tree: etree._ElementTree, path: str) -> None:
+    """Refuse namespaced elements or attributes: the native formats of ``tune`` have none."""
+    for el in tree.iter():
+        if not isinstance(el.tag, str):
+            continue
+        names = [el.tag] + [str(k) for k in el.attrib.keys()]
+        for name in names:
+            if name.startswith("{"):
+                ns, _, local = name[1:].partition("}")
+                raise ParseError(f"namespace {ns[:80]!r} not expected ({local[:40]!r})", file=path,
+                                 line=el.sourceline)
+
+
 def local_name(el: etree._Element) -> str:
     """Tag without namespace (comments and PIs give an empty string)."""
     tag = el.tag

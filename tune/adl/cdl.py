@@ -11,7 +11,7 @@ from typing import Optional
 from lxml import etree
 
 from ..errors import ParseError
-from ..xmlsafe import local_name, parse_xml
+from ..xmlsafe import local_name, parse_xml, reject_namespaces
 from .model import (ALLOCATIONS, NAME_RE, PROTOCOLS, RESERVED_COMPONENT_ATTRIBUTES, Application, Binding,
                     ComponentType, DiagramRef, Family, Multiplicity, Source)
 
@@ -61,7 +61,10 @@ def parse_family(el: etree._Element, file: str) -> Family:
             continue
         if local_name(child) != "attribute":
             raise ParseError(f"unexpected <{local_name(child)}> in <family>", file=file, line=child.sourceline)
-        extra[_name(child, "attribute", file)] = child.get("value", "")
+        attr = _name(child, "attribute", file)
+        if attr in extra:
+            raise ParseError(f"family {name}: duplicate attribute {attr!r}", file=file, line=child.sourceline)
+        extra[attr] = child.get("value", "")
     return Family(name=name, nodefile=el.get("nodefile"), user=el.get("user"), protocol=protocol,
                   dirlocal=el.get("dirlocal") or "/tmp/tune", python=el.get("python"), key=el.get("key"),
                   port=port, allocation=allocation, driver=el.get("driver"), attributes=extra, source=src)
@@ -118,6 +121,7 @@ def parse_cdl(path: str, data: Optional[bytes] = None) -> Application:
     if local_name(root) != "application" or (isinstance(root.tag, str) and root.tag.startswith("{")):
         raise ParseError(f"expected <application> (no namespace), found <{root.tag}>", file=path,
                          line=root.sourceline)
+    reject_namespaces(tree, path)
     app = Application(name=_name(root, "application", path), path=path, source=Source(path, root.sourceline))
     for el in root:
         if not isinstance(el.tag, str):
@@ -155,9 +159,11 @@ def parse_cdl(path: str, data: Optional[bytes] = None) -> Application:
 
 def parse_grid(path: str) -> dict[str, Family]:
     """A file of families only (``<grid><family .../></grid>``), to swap an application's hosts."""
-    root = parse_xml(path).getroot()
+    tree = parse_xml(path)
+    root = tree.getroot()
     if local_name(root) not in ("grid", "application"):
         raise ParseError(f"expected <grid>, found <{local_name(root)}>", file=path, line=root.sourceline)
+    reject_namespaces(tree, path)
     families: dict[str, Family] = {}
     for el in root:
         if isinstance(el.tag, str) and local_name(el) == "family":

@@ -16,7 +16,7 @@ from ..errors import ParseError
 #: attribute names of <component> that are not free attributes
 RESERVED_COMPONENT_ATTRIBUTES = ("name", "wrapper", "legacyFile", "host-family", "initial")
 #: names of instances, components, families, attributes: safe to show, log and pass along
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 PROTOCOLS = ("ssh", "local", "sim")
 ALLOCATIONS = ("round-robin", "fill", "spread")
 

@@ -6,6 +6,7 @@ appearance is kept: allocation strategies depend on it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Iterable, Optional
 
@@ -30,13 +31,17 @@ def parse_node_line(text: str, source: Source = Source()) -> NodeSpec:
     user, host, port_text = m.group("user"), m.group("host"), m.group("port")
     if host.startswith("["):
         host = host[1:-1]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise NodefileError(f"bad address [{host[:80]}]", file=source.file, line=source.line) from None
     elif not _HOST_RE.match(host):
         raise NodefileError(f"bad host name {host[:80]!r}", file=source.file, line=source.line)
     if user is not None and not _USER_RE.match(user):
         raise NodefileError(f"bad user name {user[:40]!r}", file=source.file, line=source.line)
     port: Optional[int] = None
     if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise NodefileError(f"bad port {port_text[:20]!r}", file=source.file, line=source.line)
         port = int(port_text)
     return NodeSpec(host=host, user=user, port=port, source=source)

@@ -20,7 +20,7 @@ from ..wdl.expr import Expr, parse_expression
 
 _ID = r"[A-Za-z_][A-Za-z0-9_-]*"
 _TARGET = r"(?:\$(?:arg\d*|new)|%s)(?:\.%s)?" % (_ID, _ID)
-_CREATE_RE = re.compile(r"^(?P<comp>%s)\s*\+\+(?:\s*\[?\s*(?P<n>\d+)\s*\]?)?$" % _ID)
+_CREATE_RE = re.compile(r"^(?P<comp>%s)\s*\+\+(?:\s*(?:\[\s*(?P<bn>[0-9]+)\s*\]|(?P<n>[0-9]+)))?$" % _ID)
 _REMOVE_RE = re.compile(r"^(?P<target>%s)\s*--$" % _TARGET)
 _ASSIGN_RE = re.compile(r"^(?P<target>%s)\.(?P<attr>%s)\s*=(?!=)\s*(?P<value>.*)$" % (_TARGET, _ID), re.S)
 _CALL_RE = re.compile(r"^(?P<target>%s)\.(?P<method>%s)(?:\s+(?P<args>.*))?$" % (_TARGET, _ID), re.S)
@@ -120,7 +120,7 @@ def parse_action(text: str) -> Action:
     t = text.strip()
     m = _CREATE_RE.match(t)
     if m:
-        n = int(m.group("n") or 1)
+        n = int(m.group("n") or m.group("bn") or 1)
         if not 1 <= n <= MAX_CREATE:
             raise ExpressionError(f"{t!r}: count must be between 1 and {MAX_CREATE}")
         return Create(m.group("comp"), n)
@@ -153,6 +153,12 @@ def parse_actions(text: str) -> list[Action]:
     return actions
 
 
+def _quote_arg(text: str) -> str:
+    """Quote an argument; a bare ``=x`` or ``--`` would read back as an assignment or a removal."""
+    q = shlex.quote(text)
+    return f"'{q}'" if q.startswith(("=", "-")) else q
+
+
 def unparse_action(action: Action) -> str:
     from ..wdl.expr import unparse
     if isinstance(action, Create):
@@ -161,5 +167,5 @@ def unparse_action(action: Action) -> str:
         return f"{action.target}--"
     if isinstance(action, Assign):
         return f"{action.target}.{action.attribute} = {unparse(action.value)}"
-    args = " ".join(shlex.quote(unparse(a)) for a in action.args)
+    args = " ".join(_quote_arg(unparse(a)) for a in action.args)
     return f"{action.target}.{action.method}" + (f" {args}" if args else "")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable, Optional, Union
 
 from ..errors import ExpressionError
@@ -50,7 +51,8 @@ class Guard:
         if self.kind == "not":
             return f"not {self.children[0]}"
         if self.kind == "cmp":
-            return f"{self.children[0]} {self.value} {self.children[1]}"
+            a, b = (f"({c})" if c.kind in ("cmp", "not") else str(c) for c in self.children)
+            return f"{a} {self.value} {b}"
         if self.kind == "str":
             return '"' + str(self.value).replace("\\", "\\\\").replace('"', '\\"') + '"'
         if self.kind == "bool":
@@ -63,7 +65,8 @@ class Guard:
 
 
 def _num_text(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(v)
+    # never an exponent: the tokenizer reads plain decimals only
+    return str(int(v)) if float(v).is_integer() else format(Decimal(repr(float(v))), "f")
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:

@@ -7,14 +7,14 @@ from typing import Optional
 
 from lxml import etree
 
-from ..adl.model import Source
+from ..adl.model import NAME_RE, Source
 from ..errors import ExpressionError, ParseError
-from ..xmlsafe import local_name, parse_xml
+from ..xmlsafe import local_name, parse_xml, reject_namespaces
 from .actions import parse_actions, unparse_action
 from .guards import parse_guard
 from .model import Diagram, DiagramNode, NodeKind, Transition
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
 MAX_NODES = 10_000
 
 
@@ -41,10 +41,17 @@ def make_action_node(node_id: str, text: str, origin: Source) -> DiagramNode:
 
 
 def parse_rdl(path: str, data: Optional[bytes] = None, *, name: Optional[str] = None) -> Diagram:
-    root = parse_xml(path, data=data).getroot()
+    tree = parse_xml(path, data=data)
+    root = tree.getroot()
     if local_name(root) != "diagram":
         raise ParseError(f"expected <diagram>, found <{local_name(root) or root.tag}>", file=path,
                          line=root.sourceline)
+    reject_namespaces(tree, path)
+    for attr in ("name", "on-failure"):
+        value = root.get(attr)
+        if value is not None and not NAME_RE.match(value):
+            raise ParseError(f"<diagram> {attr}={value[:80]!r} is not a valid name", file=path,
+                             line=root.sourceline)
     diagram = Diagram(name=root.get("name") or name or "", on_failure=root.get("on-failure") or None,
                       file=path, source=Source(path, root.sourceline))
     kinds = {k.value for k in NodeKind}
@@ -79,6 +86,17 @@ def parse_rdl(path: str, data: Optional[bytes] = None, *, name: Optional[str] = 
     return diagram
 
 
+def _action_text(node: DiagramNode) -> str:
+    """The node's own text when it still says what its actions do, else their canonical form."""
+    if node.text:
+        try:
+            if parse_actions(node.text) == node.actions:
+                return node.text
+        except ExpressionError:
+            pass
+    return "; ".join(unparse_action(a) for a in node.actions)
+
+
 def to_xml(diagram: Diagram) -> str:
     attrs = {"name": diagram.name}
     if diagram.on_failure:
@@ -87,7 +105,7 @@ def to_xml(diagram: Diagram) -> str:
     for n in diagram.nodes.values():
         el = etree.SubElement(root, n.kind.value, id=n.id)
         if n.kind is NodeKind.ACTION:
-            el.text = "; ".join(unparse_action(a) for a in n.actions)
+            el.text = _action_text(n)
     for t in diagram.transitions:
         el = etree.SubElement(root, "transition", {"from": t.source, "to": t.target})
         if t.guard_text is not None:

@@ -9,19 +9,21 @@ from lxml import etree
 
 from ..adl.model import NAME_RE, Source
 from ..errors import ExpressionError, ParseError
-from ..xmlsafe import local_name, parse_xml
+from ..xmlsafe import local_name, parse_xml, reject_namespaces
 from .expr import parse_expression
 from .model import Param, Wrapper, WrapperMethod
 
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
-_METHOD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY_RE = re.compile(r"^(?=.{3,256}\Z)[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+_METHOD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 def parse_wdl(path: str, data: Optional[bytes] = None) -> Wrapper:
-    root = parse_xml(path, data=data).getroot()
+    tree = parse_xml(path, data=data)
+    root = tree.getroot()
     if local_name(root) != "wrapper":
         raise ParseError(f"expected <wrapper>, found <{local_name(root) or root.tag}>", file=path,
                          line=root.sourceline)
+    reject_namespaces(tree, path)
     name = root.get("name", "").strip()
     if not NAME_RE.match(name):
         raise ParseError(f"<wrapper> needs a valid 'name' (got {name[:80]!r})", file=path, line=root.sourceline)
