@@ -265,6 +265,12 @@ class Manager:
         os.chmod(self.state_dir, 0o700)
         if any(n.driver for n in self.sr.nodes()):
             import tune.policies.placement  # noqa: F401 - loaded now, not between a decision and its migration
+        for node in self.sr.nodes():
+            if node.driver:
+                try:
+                    self.driver(node.id)
+                except TuneError as exc:
+                    log.warning("node %s: hypervisor driver unavailable: %s", node.id, exc)
         self.notify("deploy.plan", clock=self.clock.describe(),
                     placement={c.srname: c.node for c in self.sr.instances()})
         self.bus.start()
