@@ -21,7 +21,8 @@ from ..errors import RuntimeFailure
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_vm_bridge", "remove_vm_bridge", "add_tap", "qemu_driver", "guest_address", "VM_BRIDGE"]
+__all__ = ["add_vm_bridge", "remove_vm_bridge", "add_tap", "qemu_driver", "guest_address", "QemuPair",
+           "VM_BRIDGE"]
 
 VM_BRIDGE = "br0"
 
@@ -93,3 +94,74 @@ def qemu_driver(testbed: Any, host: Any, *, bridge: str = VM_BRIDGE, **options: 
     options.setdefault("run_dir", os.path.join(testbed.base_dir, h.name, "qemu"))
     return QemuDriver(h.name, exec_prefix=testbed.exec_argv(h, []), bridge=bridge,
                       migration_address=h.address, **options)
+
+
+class QemuPair:
+    """Two test-bed hosts h1, h2 with VM bridges, a qemu driver each, and the test guest.
+
+    For the CLI (``tune measure-migration --testbed``) and the benchmarks; a context manager
+    that builds its own :class:`~tune.testbed.netns.TestBed` unless given one::
+
+        with QemuPair() as pair:
+            ip = pair.boot("vm1", memory_mb=128)
+            pair.d1.migrate("vm1", pair.d2)
+    """
+
+    def __init__(self, testbed: Any = None, *, base_dir: str = "/tmp/tune-migration-bed",
+                 prefix: str = "tm", subnet: str = "10.76.0", guest_dir: "str | None" = None,
+                 **driver_options: Any) -> None:
+        self._own = testbed is None
+        self.testbed = testbed
+        self.base_dir, self.prefix, self.subnet = base_dir, prefix, subnet
+        self.guest_dir = guest_dir
+        self.driver_options = driver_options
+        self.d1: Any = None
+        self.d2: Any = None
+        self.guest: Any = None
+
+    def __enter__(self) -> "QemuPair":
+        from .guest import DEFAULT_DIR, build_guest
+        self.guest = build_guest(self.guest_dir or DEFAULT_DIR)
+        if self._own:
+            from .netns import TestBed
+            self.testbed = TestBed(2, base_dir=self.base_dir, prefix=self.prefix, subnet=self.subnet,
+                                   xen=False)
+            self.testbed.up()
+        try:
+            self.d1 = qemu_driver(self.testbed, "h1", **self.driver_options)
+            self.d2 = qemu_driver(self.testbed, "h2", **self.driver_options)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def boot(self, name: str = "vm1", *, memory_mb: int = 128, index: int = 1, dirty_mb: int = 0,
+             timeout: float = 60.0) -> str:
+        """Create ``name`` on h1 and wait until it answers on its stream port; return its IP."""
+        from ..virt.base import DomainSpec
+        from .guest import STREAM_PORT, wait_ping, wait_port
+        ip = guest_address(self.testbed, index)
+        self.d1.create(DomainSpec(name, memory_mb=memory_mb, kernel=self.guest.kernel,
+                                  initrd=self.guest.initrd,
+                                  cmdline=self.guest.cmdline(f"{ip}/24", dirty_mb=dirty_mb)))
+        self.d1.wait_console(name, "GUEST-UP", timeout=timeout)
+        wait_ping(ip, timeout=timeout)
+        wait_port(ip, STREAM_PORT, timeout=timeout)
+        return ip
+
+    def cleanup_vms(self) -> None:
+        for d in (self.d1, self.d2):
+            if d is not None:
+                for name in d.names():
+                    d.destroy(name)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.cleanup_vms()
+        finally:
+            if self.testbed is not None:
+                if self._own:
+                    self.testbed.down()
+                else:
+                    for h in ("h1", "h2"):
+                        remove_vm_bridge(self.testbed, h)
