@@ -17,8 +17,8 @@ def grid():
 
 def test_fair_share_under_contention(grid):
     w, a, _b = grid
-    a.create(DomainSpec("x", 512, extra={"load": 90}))
-    a.create(DomainSpec("y", 512, extra={"load": 30}))
+    a.create(DomainSpec("x", 512, load=90))
+    a.create(DomainSpec("y", 512, load=30))
     cpu = {d.name: d.cpu_percent for d in a.list()}
     assert cpu == {"x": 75.0, "y": 25.0}       # 120 % asked of one core: shared 3:1
     w.set_load("x", 50)
@@ -38,7 +38,7 @@ def test_memory_refusal_on_create_and_migrate(grid):
 
 def test_migration_moves_and_reports(grid):
     _w, a, b = grid
-    a.create(DomainSpec("vm", 1000, extra={"load": 0}))
+    a.create(DomainSpec("vm", 1000, load=0))
     r = a.migrate("vm", b)
     # idle: one round of 1000 MB at 125 MB/s = 8 s, then a stop-and-copy of nothing (20 ms)
     assert r.status == "completed" and r.total_time == pytest.approx(8.02) and r.downtime == pytest.approx(0.02)
@@ -49,7 +49,7 @@ def test_migration_moves_and_reports(grid):
 
 def test_busy_vm_needs_more_rounds_and_longer_downtime(grid):
     _w, a, b = grid
-    a.create(DomainSpec("busy", 1000, extra={"load": 100}))
+    a.create(DomainSpec("busy", 1000, load=100))
     r = a.migrate("busy", b)
     assert r.total_time > 8.02 and r.downtime > 0.02 and r.ram_transferred_mb > 1000
 

@@ -21,7 +21,7 @@ class XenVM:
         spec = DomainSpec(name=name, memory_mb=int(memory), vcpus=int(vcpus),
                           config=inst.attributes.get("config"), kernel=inst.attributes.get("kernel"),
                           initrd=inst.attributes.get("initrd"), cmdline=inst.attributes.get("cmdline", ""),
-                          extra={"load": float(load or 0)})
+                          load=float(load or 0))
         self.ctx.driver.create(spec)
 
     def stop(self, name: str) -> None:

@@ -80,7 +80,8 @@ DRIVER_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {
     "sim": lambda m, n: {"world": m.world, "cores": int(n.attributes.get("cores", 4)),
                          "memory_mb": int(n.attributes.get("memory", 4096)),
                          "bandwidth_mbps": float(n.attributes.get("bandwidth", 1000))},
-    "xen": lambda m, n: {"executor": m.executor(n.id)},
+    "xen": lambda m, n: {"executor": m.executor(n.id), "address": n.address or n.host,
+                         "config_dir": posixpath.join(n.dirlocal, "xen")},
     "qemu": lambda m, n: {"executor": m.executor(n.id), **({"run_dir": n.attributes["run_dir"]}
                                                            if "run_dir" in n.attributes else {})},
     "libvirt": lambda m, n: {"uri": n.attributes.get("uri", "qemu+ssh://{}/system".format(n.address or n.host))},

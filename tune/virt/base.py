@@ -38,6 +38,8 @@ class DomainSpec:
     kernel: Optional[str] = None
     initrd: Optional[str] = None
     cmdline: str = ""
+    #: CPU demand in percent of its vCPUs, for simulated hypervisors; real ones ignore it
+    load: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -136,7 +136,7 @@ class SimDriver(HypervisorDriver):
             if spec.memory_mb > free:
                 raise InsufficientResources(f"cannot create {spec.name}: needs {spec.memory_mb} MB, "
                                             f"{free} MB free", host=self.host, command="create")
-            load = float(spec.extra.get("load", 0.0))
+            load = float(spec.load or 0.0)
             w.domains[spec.name] = SimDomain(spec.name, self.host, spec.memory_mb, spec.vcpus,
                                              min(load, 100.0 * spec.vcpus), created_at=w.clock.now())
         return next(d for d in self.list() if d.name == spec.name)
