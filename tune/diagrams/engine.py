@@ -247,9 +247,9 @@ class Engine:
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
                 nid = running.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    fail(_as_action_error(exc, run, nid))
+                problem = fut.exception()
+                if problem is not None:
+                    fail(_as_action_error(problem, run, nid))
                 elif not run.cancelled:
                     ready.extend(successors[nid])
         run.ended_at = time.monotonic()
