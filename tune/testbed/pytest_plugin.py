@@ -8,11 +8,13 @@
   sshd running, every link up), so fault-injection tests do not leak into the next one.
 - ``xen_state`` (function): the stand-in ``xl``'s shared state emptied before and after.
 
-Under pytest-xdist each worker gets its own prefix, subnet and directory.
+Concurrent sessions (pytest-xdist workers, several developers) each claim a free slot
+``ttN`` / ``10.78.N.0/24`` through a lock file, so they never tear down each other's hosts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from typing import Iterator
@@ -22,10 +24,22 @@ import pytest
 from .netns import TestBed, testbed_missing_reason
 
 
-def _worker_index() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    digits = "".join(ch for ch in worker if ch.isdigit())
-    return int(digits) if digits else 0
+def _claim_slot() -> tuple[int, int]:
+    """A test-bed slot no other pytest session on this machine uses: (index, lock fd).
+
+    Several sessions may run at once (xdist workers, two developers, CI): each holds an
+    ``flock`` on ``/tmp/tune-testbed-ttN.lock`` for its lifetime and builds ``ttN`` on
+    ``10.78.N.0/24``, so one session's clean-up of leftovers never removes another's hosts.
+    """
+    for index in range(0, 50):
+        fd = os.open(f"/tmp/tune-testbed-tt{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return index, fd
+    raise RuntimeError("no free test-bed slot (50 sessions running?)")
 
 
 @pytest.fixture(scope="session")
@@ -34,14 +48,15 @@ def testbed() -> Iterator[TestBed]:
     reason = testbed_missing_reason()
     if reason:
         pytest.skip(reason)
-    n = _worker_index()
+    n, lock_fd = _claim_slot()
     bed = TestBed(3, base_dir=f"/tmp/tune-testbed-tt{n}", prefix=f"tt{n}" if n else "tt",
                   subnet=f"10.78.{n}")
-    bed.up()
     try:
+        bed.up()
         yield bed
     finally:
         bed.down()
+        os.close(lock_fd)
 
 
 @pytest.fixture
