@@ -22,6 +22,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError):
         TestBed(0)
     with pytest.raises(ValueError):
+        TestBed(2, private_dirs=["/tmp"])
+    with pytest.raises(ValueError):
         TestBed(2, prefix="much-too-long")
 
 
@@ -55,6 +57,12 @@ def test_hosts_have_own_hostname_root_and_opt(testbed_hosts):
     assert bed.run_in("h2", ["sh", "-c", "cat /opt/marker || echo none"]).stdout == "none\n"
     assert bed.run_in("h1", ["cat", "/opt/marker"]).stdout == "one\n"
     bed.run_in("h1", ["rm", "/opt/marker"])
+    for d in ("/var/lib/tune", "/tmp/tune"):  # dirlocal candidates are per host too
+        bed.run_in("h2", ["sh", "-c", f"echo two > {d}/marker"])
+        assert bed.run_in("h3", ["sh", "-c", f"cat {d}/marker 2>/dev/null || echo none"]).stdout \
+            == "none\n"
+        assert not os.path.exists(f"{d}/marker")
+        bed.run_in("h2", ["rm", f"{d}/marker"])
 
 
 @needs_root

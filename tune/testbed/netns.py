@@ -6,10 +6,11 @@ tested against real ``sshd`` processes and real TCP, not mocks.  Each test host 
 - a network namespace ``<prefix>-hN`` with a veth ``eth0`` at ``SUBNET.(N+1)/24``, whose peer is
   enslaved to a bridge ``br-<prefix>`` at ``SUBNET.1/24`` in the root namespace;
 - a *holder* process (``sleep``) started in that namespace under ``unshare --uts --mount``: it
-  owns the host's hostname (``hN``) and its private mounts (``/root``, ``/opt`` and
-  ``/etc/hosts`` bound from ``base_dir/hN/``), so the host keeps its identity while its ``sshd``
-  is killed and restarted (crash tests), and :meth:`TestBed.exec_argv` always has a process to
-  ``nsenter``;
+  owns the host's hostname (``hN``) and its private mounts (``/root``, ``/opt``,
+  ``/etc/hosts`` and the ``private_dirs``, by default ``/var/lib/tune`` and ``/tmp/tune``, bound
+  from ``base_dir/hN/``; the rest of the file system, ``/tmp`` included, is the machine's), so
+  the host keeps its identity while its ``sshd`` is killed and restarted (crash tests), and
+  :meth:`TestBed.exec_argv` always has a process to ``nsenter``;
 - an ``sshd -D -e`` started with :class:`subprocess.Popen` inside the holder's namespaces, with
   its own host key, key-only root login and ``internal-sftp``.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 __all__ = ["TestBed", "TestHost", "TestBedError", "testbed_missing_reason", "SKIP_REASON"]
 
 SSHD = "/usr/sbin/sshd"
+#: directories each host sees as its own (besides /root and /opt): ``dirlocal`` of the
+#: deployed applications, so two hosts never share a pipe or a legacy tree
+DEFAULT_PRIVATE_DIRS = ("/var/lib/tune", "/tmp/tune")
 SKIP_REASON = "needs root and openssh-server/iproute2: run as root or via .ci/run"
 #: where the stand-in ``xl``/``xentop`` live inside each host (its private ``/opt``)
 XEN_BIN = "/opt/xen/bin"
@@ -160,7 +165,9 @@ class TestBed:
 
     def __init__(self, n_hosts: int, base_dir: str = "/tmp/tune-testbed", prefix: str = "tb",
                  subnet: str = "10.77.0", *, xen: bool = True,
-                 max_startups: str = "100:30:200") -> None:
+                 max_startups: str = "100:30:200",
+                 private_dirs: Sequence[str] = DEFAULT_PRIVATE_DIRS,
+                 xen_memory_mb: int = 4096, xen_cpus: int = 4) -> None:
         if not 1 <= n_hosts <= 200:
             raise ValueError("n_hosts must be within 1..200")
         if len(prefix) > 6 or not prefix.isalnum():
@@ -171,6 +178,12 @@ class TestBed:
         self.subnet = subnet
         self.xen = xen
         self.max_startups = max_startups
+        self.private_dirs = [os.path.normpath(d) for d in private_dirs]
+        for d in self.private_dirs:
+            if not d.startswith("/") or d in ("/", "/tmp", "/etc", "/usr", "/proc", "/sys", "/dev"):
+                raise ValueError(f"cannot make {d!r} private to each host")
+        self.xen_memory_mb = xen_memory_mb
+        self.xen_cpus = xen_cpus
         self.bridge = f"br-{prefix}"
         self.key_path = os.path.join(self.base_dir, "id_ed25519")
         self.known_hosts_path = os.path.join(self.base_dir, "known_hosts")
@@ -299,6 +312,9 @@ class TestBed:
             ssh_dir = os.path.join(h.dir, "root", ".ssh")
             os.makedirs(ssh_dir, exist_ok=True)
             os.makedirs(os.path.join(h.dir, "opt"), exist_ok=True)
+            for d in self.private_dirs:
+                os.makedirs(d, exist_ok=True)  # the mount point, in the machine's tree
+                os.makedirs(self._private_source(h, d), exist_ok=True)
             os.chmod(h.dir, 0o755)
             os.chmod(os.path.join(h.dir, "root"), 0o700)
             os.chmod(ssh_dir, 0o700)
@@ -345,6 +361,10 @@ class TestBed:
             "LogLevel INFO",
             ""])
 
+    @staticmethod
+    def _private_source(h: TestHost, path: str) -> str:
+        return os.path.join(h.dir, "private", path.strip("/").replace("/", "_"))
+
     def install_fake_xl(self, host: "str | int | TestHost") -> None:
         """Put the stand-in ``xl`` and ``xentop`` into the host's ``/opt/xen/bin``.
 
@@ -367,7 +387,8 @@ class TestBed:
             os.symlink("xl", link)
         _write(os.path.join(etcdir, "fake-xl.json"),
                json.dumps({"state_dir": self.xen_state_dir, "host": h.name,
-                           "address": h.address}) + "\n", 0o644)
+                           "address": h.address, "total_memory": self.xen_memory_mb,
+                           "nr_cpus": self.xen_cpus}) + "\n", 0o644)
 
     def _existing_namespaces(self) -> list[str]:
         out = _run(["ip", "netns", "list"], check=False, quiet=True).stdout
@@ -398,11 +419,12 @@ class TestBed:
             _run(["ip", "link", "del", self.bridge], check=False, quiet=True)
 
     def _start_holder(self, h: TestHost) -> None:
-        script = (f"hostname {h.name} && "
-                  f"mount --bind {h.dir}/root /root && "
-                  f"mount --bind {h.dir}/opt /opt && "
-                  f"mount --bind {self.base_dir}/hosts /etc/hosts && "
-                  "exec sleep infinity")
+        binds = [(f"{h.dir}/root", "/root"), (f"{h.dir}/opt", "/opt"),
+                 (f"{self.base_dir}/hosts", "/etc/hosts")]
+        binds += [(self._private_source(h, d), d) for d in self.private_dirs]
+        script = " && ".join([f"hostname {h.name}"] + [
+            f"mount --bind {shlex.quote(src)} {shlex.quote(dst)}" for src, dst in binds]
+            + ["exec sleep infinity"])
         h.holder = _spawn(["ip", "netns", "exec", h.netns, "unshare", "--uts", "--mount",
                            "--propagation", "private", "sh", "-c", script],
                           os.path.join(h.dir, "holder.log"), append=False)
