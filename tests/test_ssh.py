@@ -305,3 +305,37 @@ def test_parallel_connects_are_bounded(make, testbed_hosts):
 def test_alive(make):
     ex = make("h1")
     assert ex.alive(timeout=2)
+
+
+def test_the_connect_limit_keeps_sshd_maxstartups_happy(tmp_path):
+    """Why the semaphore: with MaxStartups 2:100:2, sshd drops connections beyond two
+    unauthenticated ones; ten simultaneous connects fail unless the limit holds them back."""
+    from tune.testbed import TestBed
+    bed = TestBed(1, base_dir=str(tmp_path / "bed"), prefix="tm", subnet="10.78.202", xen=False,
+                  max_startups="2:100:2")
+
+    def burst(retries=0):
+        ssh.close_all()
+        # distinct known-hosts files: ten separate pooled connections to the same host
+        exs = {str(i): SSHExecutor(bed.hosts[0].address, key_filename=bed.key_path,
+                                   known_hosts=str(tmp_path / f"kh{i}"), connect_timeout=5,
+                                   retries=retries, backoff=0.05, host_key_policy="insecure")
+               for i in range(10)}
+        res = run_on_hosts(exs, lambda ex: ex.run(["true"]).ok, max_workers=10)
+        for ex in exs.values():
+            ex.close()
+        return res
+
+    with bed:
+        try:
+            ssh.set_max_parallel_connects(10)
+            failures = [burst().failed for _ in range(3)]
+            assert any(failures), "sshd should have dropped some of 10 simultaneous connects"
+            assert all(isinstance(e, HostUnreachable) for f in failures for e in f.values())
+            # sshd counts a connection until its child reports the login, a moment after the
+            # client sees it: stay below MaxStartups' start, and let the retries absorb the rest
+            ssh.set_max_parallel_connects(1)
+            assert burst(retries=2).ok
+        finally:
+            ssh.set_max_parallel_connects(10)
+            ssh.close_all()

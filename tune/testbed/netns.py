@@ -89,7 +89,9 @@ def testbed_missing_reason() -> Optional[str]:
     """Why the namespace test bed cannot run here, or ``None`` when it can."""
     if os.geteuid() != 0:
         return SKIP_REASON + " (not root)"
-    for tool in (SSHD, "ip", "nsenter", "unshare", "ssh-keygen"):
+    # /usr/bin/python3: the sshd reaper and the stand-in xl run inside the hosts, where
+    # /root (and a pyenv under it) is hidden by the host's private /root
+    for tool in (SSHD, "ip", "nsenter", "unshare", "ssh-keygen", "/usr/bin/python3"):
         if not (os.path.exists(tool) if tool.startswith("/") else shutil.which(tool)):
             return SKIP_REASON + f" ({tool} missing)"
     return None
@@ -486,7 +488,7 @@ class TestBed:
             return
         if h.sshd is not None:
             h.sshd.wait()
-        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        python = "/usr/bin/python3"
         h.sshd = _spawn(
             self.exec_argv(h, [python, self.reaper_path, SSHD, "-D", "-e", "-f", h.sshd_config]),
             os.path.join(h.dir, "sshd.log"), append=True)
