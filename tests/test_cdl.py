@@ -186,7 +186,8 @@ def test_parse_grid(tmp_path):
 
 def test_parse_grid_accepts_an_application_and_takes_its_families(example_dir):
     fams = parse_grid(os.path.join(example_dir, "app.xml"))
-    assert list(fams) == ["dom0"] and fams["dom0"].allocation == "fill"
+    assert list(fams) == list(parse_cdl(os.path.join(example_dir, "app.xml")).families)
+    assert fams["dom0"].allocation == "fill" and fams["dom0"].protocol == "sim"
 
 
 @pytest.mark.parametrize("text,line,fragment", [
