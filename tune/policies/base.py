@@ -172,9 +172,10 @@ class ClusterState:
         u = np.clip(utilisation, 0.0, 1.0) * 10.0
         lo = np.minimum(u.astype(np.int64), 9)
         frac = u - lo
-        t = self.tables
-        a = t[hosts, lo]
-        return a + frac * (t[hosts, lo + 1] - a)
+        flat = self.tables.ravel()  # 1-D take is much cheaper than 2-D fancy indexing
+        i = np.asarray(hosts) * self.tables.shape[1] + lo
+        a = flat.take(i)
+        return a + frac * (flat.take(i + 1) - a)
 
     # -- building from value objects ---------------------------------------------------------
     @classmethod
