@@ -339,3 +339,14 @@ def test_the_connect_limit_keeps_sshd_maxstartups_happy(tmp_path):
         finally:
             ssh.set_max_parallel_connects(10)
             ssh.close_all()
+
+
+def test_stream_reports_a_lost_host(make, testbed_hosts):
+    ex = make("h3")
+    s = ex.stream(Shell("echo up; sleep 30"))
+    it = s.lines()
+    assert next(it) == "up"
+    testbed_hosts.kill_sshd("h3")
+    with pytest.raises(HostUnreachable):
+        list(it)
+    s.close()

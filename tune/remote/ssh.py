@@ -545,6 +545,13 @@ class SSHExecutor(Executor):
                 if not released.is_set():
                     raise HostUnreachable(f"connection lost during stream: {exc}",
                                           host=self.host, command=shown) from None
+            if not released.is_set():
+                transport = chan.get_transport()
+                if transport is None or not transport.is_active():
+                    close()
+                    raise HostUnreachable("connection lost during stream", host=self.host,
+                                          command=shown)
+                close()  # the command ended: give its session slot back
 
         def close() -> None:
             if released.is_set():
