@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import Optional, TextIO
 
 from .netns import TestBed, TestBedError, _pid_alive, testbed_missing_reason
 
@@ -38,7 +38,7 @@ def _read_state(base_dir: str) -> Optional[dict]:
         return None
 
 
-def _print_hosts(state: dict, out=sys.stdout) -> None:
+def _print_hosts(state: dict, out: TextIO = sys.stdout) -> None:
     key = state["key_path"]
     kh = os.path.join(state["base_dir"], "ssh_known_hosts")
     print(f"test bed {state['prefix']}: bridge {state['bridge']} ({state['subnet']}.1), "
