@@ -336,7 +336,7 @@ def _members(inv: _Inventory, name: str) -> tuple[list[str], dict[str, list[str]
             for anc in _ancestors(inv, g.name, parents) | {g.name}:
                 if anc not in host_groups[h]:
                     host_groups[h].append(anc)
-    for h, gs in host_groups.items():
+    for gs in host_groups.values():
         gs.sort(key=lambda n: (depth[n], n))
 
     if name == "all":
