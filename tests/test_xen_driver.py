@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from tune.errors import DomainNotFound, DriverError, HostUnreachable, MigrationError
+from tune.errors import (DomainNotFound, DriverError, HostUnreachable, InsufficientResources,
+                         MigrationError)
 from tune.remote.base import Executor, Result, Stream, quote_command
 from tune.virt import driver_for
 from tune.virt.base import DomainSpec
@@ -97,8 +98,19 @@ def test_create_from_config_and_missing_config():
     assert info.value.host == "xA"
 
 
+def test_create_checks_free_memory_first():
+    ex = Scripted({"xl info": "xl-info"})
+    with pytest.raises(InsufficientResources) as info:
+        XenDriver("xA", executor=ex).create(DomainSpec("big", memory_mb=4096))
+    assert "498 MiB free" in str(info.value) and info.value.host == "xA"
+    ex = Scripted({"xl create /c.cfg": (3, "", "Parsing config from /c.cfg\nlibxl: error: x.c:1:f: "
+                                                  "Domain 5:failed to free memory for the domain\n")})
+    with pytest.raises(InsufficientResources):
+        XenDriver("xA", executor=ex).create(DomainSpec("big", config="/c.cfg"))
+
+
 def test_create_writes_a_config_from_the_spec():
-    ex = Scripted({"mkdir -p /cfg": (0, "", ""), "xl create /cfg/d2.cfg": (0, "", "Parsing config from /cfg/d2.cfg\n"),
+    ex = Scripted({"xl info": "xl-info", "mkdir -p /cfg": (0, "", ""), "xl create /cfg/d2.cfg": (0, "", "Parsing config from /cfg/d2.cfg\n"),
                    "xl list d2": (0, sample("xl-list.running.txt").replace("d1  ", "d2  "), "")})
     XenDriver("xA", executor=ex, config_dir="/cfg").create(DomainSpec("d2", memory_mb=96, vcpus=1))
     assert 'name = "d2"' in ex.table["put /cfg/d2.cfg"]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tune.errors import DomainNotFound, DriverError, MigrationError
+from tune.errors import DomainNotFound, DriverError, InsufficientResources, MigrationError
 from tune.remote import ssh
 from tune.remote.ssh import SSHExecutor
 from tune.testbed import fake_xl, testbed_missing_reason
@@ -145,6 +145,8 @@ def test_create_list_migrate_over_ssh(xen, testbed_hosts):
         h1.domain("vm1")
     h2.shutdown("vm1")
     assert h2.list() == []
+    with pytest.raises(InsufficientResources):
+        h2.create(DomainSpec("huge", memory_mb=64 * 1024))
 
 
 @needs_root

@@ -343,8 +343,8 @@ def cmd_create(args):
                 "domain with name \"%s\" already exists" % (name, name))
             return 3
         if memory + 2 > free_memory():
-            err("libxl: error: libxl_create.c:1630:domcreate_rebuild_done: Domain %s:"
-                "cannot (re-)build domain: -3" % name)  # unsampled (out of memory)
+            err("libxl: error: libxl_create.c:1250:domcreate_launch_dm: Domain %s:"
+                "failed to free memory for the domain" % name)  # unsampled (out of memory)
             return 3
         dom = {"name": name, "domid": next_domid(), "host": HOST, "memory": memory, "vcpus": vcpus,
                "state": "running", "config": path, "created": time.time()}

@@ -29,7 +29,7 @@ import time
 from typing import Any, Optional
 
 from ..errors import (CommandFailed, CommandTimeout, DomainNotFound, DriverError, ExecutorError,
-                      MigrationError)
+                      InsufficientResources, MigrationError)
 from ..remote.base import Command, Executor, Result, quote_command
 from .base import DomainInfo, DomainSpec, HostInfo, HypervisorDriver, MigrationReport
 from .xlparse import (DOM0, XentopRow, host_info, invalid_domain, parse_create_error,
@@ -202,12 +202,18 @@ class XenDriver(HypervisorDriver):
         """``xl create``; without ``spec.config`` a config is written to ``config_dir`` first."""
         path = spec.config
         if not path:
+            free = self.info().free_memory_mb
+            if spec.memory_mb > free:
+                raise InsufficientResources(
+                    f"domain {spec.name} needs {spec.memory_mb} MiB, {free} MiB free",
+                    host=self.host, command="xl info")
             path = f"{self.config_dir.rstrip('/')}/{spec.name}.cfg"
             self._upload(xl_config(spec), path)
         result = self._xl(["xl", "create", path])
         if result.exit_status != 0:
-            raise DriverError(f"xl create failed: {parse_create_error(result.stderr)}",
-                              host=self.host, command=result.command)
+            reason = parse_create_error(result.stderr)
+            cls = InsufficientResources if "free memory" in reason else DriverError
+            raise cls(f"xl create failed: {reason}", host=self.host, command=result.command)
         log.info("%s: created domain %s from %s", self.host, spec.name, path)
         return self.domain(spec.name)
 
