@@ -22,10 +22,15 @@ def test_main_job_migrates_vm1_to_the_empty_host(tmp_path, capsys):
     code = main(["deploy", XEN, "--speed", "200", "--state-dir", str(tmp_path / "s"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert out["final_placement"] == {"VM1": "dom0-c", "VM2": "dom0-a", "VM3": "dom0-b", "VM4": "dom0-b",
-                                      "Probe1": "dom0-c", "Probe2": "dom0-a", "Probe3": "dom0-b", "Probe4": "dom0-b"}
-    [mig] = out["migrations"]
+    # VM1 escaped to the empty dom0-c when busy, and was packed back onto dom0-a once idle
+    assert out["final_placement"] == {"VM1": "dom0-a", "VM2": "dom0-a", "VM3": "dom0-b", "VM4": "dom0-b",
+                                      "Probe1": "dom0-a", "Probe2": "dom0-a", "Probe3": "dom0-b", "Probe4": "dom0-b",
+                                      "Consolidator1": "tune-manager"}
+    mig, back = out["migrations"]
     assert (mig["domain"], mig["source"], mig["destination"], mig["status"]) == ("VM1", "dom0-a", "dom0-c", "completed")
+    assert (back["domain"], back["source"], back["destination"]) == ("VM1", "dom0-c", "dom0-a")
+    rounds = [e for e in out["timeline"] if e["kind"] == "consolidation.round"]
+    assert [r["powered_off"] for r in rounds] == [[], ["dom0-c"]]
     # 1024 MB over 1 Gbit/s with VM1 dirtying memory: a few pre-copy rounds, a short downtime
     assert 8.0 < mig["total_time"] < 15.0 and 0.0 < mig["downtime"] < 0.5
     kinds = [e["kind"] for e in out["timeline"]]
@@ -44,14 +49,16 @@ def test_main_job_human_output_as_a_fresh_user_sees_it(tmp_path):
     assert "simulated time, 200x faster than real time" in r.stdout
     assert "Probe1: VM1 at 86.4% CPU  -> threshold crossed, probe fires" in r.stdout
     assert "migrated VM1 dom0-a -> dom0-c in" in r.stdout
-    assert "VM1       dom0-c" in r.stdout and "Traceback" not in r.stderr
+    assert "migrating VM1 dom0-c -> dom0-a (consolidation)" in r.stdout
+    assert "host dom0-c switched off" in r.stdout
+    assert "VM1            dom0-a" in r.stdout and "Traceback" not in r.stderr
 
 
 def test_uml_model_runs_the_same_scenario(tmp_path, capsys):
     code = main(["deploy", UML, "--speed", "200", "--state-dir", str(tmp_path / "s"), "--json",
                  "--scenario", os.path.join(ROOT, "examples", "xen_attitune", "scenario.yaml")])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["final_placement"]["VM1"] == "dom0-c"
+    assert code == 0 and [m["destination"] for m in out["migrations"]] == ["dom0-c", "dom0-a"]
 
 
 def test_dry_run_touches_nothing(tmp_path, capsys):

@@ -31,7 +31,8 @@ def test_plan_places_and_binds_the_example_exactly(tmp_path):
     m = Manager(load_application(XEN), clock=SimClock(100), state_dir=str(tmp_path / "s"))
     sr = m.plan()
     assert sr.placement() == {"VM1": "dom0-a", "VM2": "dom0-a", "VM3": "dom0-b", "VM4": "dom0-b",
-                              "Probe1": "dom0-a", "Probe2": "dom0-a", "Probe3": "dom0-b", "Probe4": "dom0-b"}
+                              "Probe1": "dom0-a", "Probe2": "dom0-a", "Probe3": "dom0-b", "Probe4": "dom0-b",
+                              "Consolidator1": "tune-manager"}
     assert {p.srname: [v.srname for v in sr.bound(p.srname, "VM")] for p in sr.instances("Probe")} == {
         "Probe1": ["VM1"], "Probe2": ["VM2"], "Probe3": ["VM3"], "Probe4": ["VM4"]}
     assert sr.binding_problems() == []

@@ -164,7 +164,7 @@ def test_example_is_the_native_application(example, native):
     assert example.components["VM"].wrapper == "wrappers/vm.wdl"
     assert example.resolve(example.components["Probe"].legacy_file) == os.path.join(EXAMPLE, "probe.tar.gz")
     assert os.path.exists(example.resolve(example.components["VM"].wrapper))
-    assert sorted(example.diagrams) == sorted(native.diagrams) == ["overload", "start", "stop"]
+    assert sorted(example.diagrams) == sorted(native.diagrams) == ["consolidate", "overload", "start", "stop"]
     assert all(ref.file is None and ref.event == ev for ev, ref in example.diagrams.items())
 
 
@@ -197,7 +197,9 @@ def test_example_start_is_a_composite_state_turned_fork_join(example):
     assert sorted(t.target for t in d.outgoing("start.fork")) == ["probes", "vms"]
     assert sorted(t.source for t in d.incoming("start.join")) == ["probes", "vms"]
     assert [t.target for t in d.outgoing("i")] == ["start.fork"]
-    assert [t.target for t in d.outgoing("start.join")] == ["end"]
+    # after the join the consolidator starts, then the diagram ends
+    assert [t.target for t in d.outgoing("start.join")] == ["consolidator"]
+    assert [t.target for t in d.outgoing("consolidator")] == ["end"]
 
 
 def test_example_round_trips_through_to_uml(example):

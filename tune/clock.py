@@ -20,6 +20,10 @@ class Clock:
     def __init__(self) -> None:
         self._t0 = time.monotonic()
 
+    def restart(self) -> None:
+        """Start counting from zero now (a run's time starts with its deployment, not its set-up)."""
+        self._t0 = time.monotonic()
+
     def now(self) -> float:
         """Seconds since the clock started."""
         return time.monotonic() - self._t0

@@ -32,8 +32,14 @@ FORMATS: dict[str, Callable[[dict[str, Any]], Optional[str]]] = {
     "event.coalesced": lambda d: f"event '{d['event']}' coalesced (a diagram already runs for it)",
     "event.unknown": lambda d: f"event '{d['event']}' has no diagram (ignored)",
     "event.rejected": lambda d: f"event '{d['event']}' rejected: {d['error']}",
-    "migration.start": lambda d: f"migrating {d['vm']} {d['source']} -> {d['destination']}",
+    "migration.start": lambda d: f"migrating {d['vm']} {d['source']} -> {d['destination']}"
+                                 + (f" ({d['reason']})" if d.get("reason") else ""),
     "migration.end": _migration,
+    "consolidation.round": lambda d: (f"consolidation ({d['policy']}): {len(d['migrated'])} migration(s)"
+                                      + (f", switched off {', '.join(d['powered_off'])}" if d["powered_off"] else "")
+                                      + (f", switched on {', '.join(d['powered_on'])}" if d["powered_on"] else "")
+                                      + (f", {len(d['failed'])} failed" if d["failed"] else "")),
+    "host.power": lambda d: f"host {d['node']} switched {d['state']}",
     "instance.moved": lambda d: f"{d['instance']} now on {d['node']}",
     "instance.created": lambda d: f"created {d['instance']} on {d['node']}",
     "instance.removed": lambda d: f"removed {d['instance']}",

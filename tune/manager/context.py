@@ -61,6 +61,11 @@ class WrapperContext:
         self.log = logging.getLogger(f"tune.wrapper.{srname}")
 
     @property
+    def manager(self) -> "Manager":
+        """The manager itself, for system-level wrappers (consolidation, repair)."""
+        return self._manager
+
+    @property
     def instance(self) -> Component:
         return self._manager.sr.instance(self.srname)
 

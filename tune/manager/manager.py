@@ -42,9 +42,12 @@ from ..remote.base import Executor
 from ..virt import driver_for
 from ..virt.base import HypervisorDriver, MigrationReport
 from ..virt.sim import SimWorld
+from ..virt.simstate import persist as persist_world
 from . import deployer
 from .allocation import Allocation, allocations
 from .binding import bind_all, bind_new
+from .health import HealthMonitor
+from .journal import Journal
 from .runner import ActionRunner
 
 log = logging.getLogger(__name__)
@@ -92,9 +95,11 @@ class Manager:
     """Deploys and manages one application.  Thread-safe; one per application."""
 
     def __init__(self, app: Application, *, state_dir: Optional[str] = None, clock: Optional[Clock] = None,
-                 event_policy: str = COALESCE, host_key_policy: str = "accept-new", max_parallel: int = 10,
+                 event_policy: str = COALESCE, heartbeat: Optional[float] = None,
+                 host_key_policy: str = "accept-new", max_parallel: int = 10,
                  sim_root: Optional[str] = None, control_socket: bool = True, dry_run: bool = False,
-                 known_hosts: Optional[str] = None) -> None:
+                 known_hosts: Optional[str] = None, action_timeout: Optional[float] = None,
+                 journal: bool = True) -> None:
         if event_policy not in (COALESCE, QUEUE):
             raise UsageError(f"event policy must be {COALESCE!r} or {QUEUE!r}, not {event_policy!r}")
         self.app = app
@@ -132,6 +137,15 @@ class Manager:
         self.planned = False
         self.started_at = 0.0
         self.migrations: list[MigrationReport] = []
+        # node failure and repair (tune.manager.health, tune.manager.repair)
+        self.health = HealthMonitor(self, heartbeat)
+        self._failed_destinations: dict[str, dict[str, float]] = {}
+        # reliability: the journal (tune.manager.journal), recovery report, action timeout default
+        self.action_timeout = action_timeout
+        self.use_journal = journal and not dry_run
+        self.journal: Optional[Journal] = None
+        self.recovery: Optional[Any] = None
+        self._migration_intents: dict[str, int] = {}
 
     # ---- context manager -------------------------------------------------------------------
     def __enter__(self) -> "Manager":
@@ -147,6 +161,9 @@ class Manager:
         return lambda: self._observers.remove(callback) if callback in self._observers else None
 
     def notify(self, kind: str, **data: Any) -> None:
+        if kind == "migration.start" and self.journal is not None:  # written before the driver acts
+            self._migration_intents[str(data.get("vm"))] = self.journal_write(
+                "migrate.intent", vm=data.get("vm"), source=data.get("source"), destination=data.get("destination"))
         ev = TimelineEvent(self.clock.now(), kind, data)
         self.timeline.append(ev)
         for cb in list(self._observers):
@@ -255,6 +272,30 @@ class Manager:
             self.planned = True
         return self.sr
 
+    # ---- journal and recovery (tune.manager.journal, tune.manager.recovery) ----------------
+    def journal_write(self, kind: str, *, ref: Optional[int] = None, run: Optional[DiagramRun] = None,
+                      **data: Any) -> int:
+        """Append a journal record (with the SR if it changed); 0 when not journaling."""
+        j = self.journal
+        if j is None:
+            return 0
+        return j.write(kind, data, ref=ref, run=j.run_seq(run.id) if run is not None else None, sr=self.sr)
+
+    def _open_journal(self) -> Optional[Journal]:
+        if self.use_journal and self.journal is None:
+            self.journal = Journal.open(self.state_dir)
+            persist_world(self.world, self.state_dir)
+        return self.journal
+
+    def resume(self, *, start: bool = True) -> dict[str, Any]:
+        """Recover a deployment whose manager died (``tune deploy --resume``), then serve.
+
+        See :mod:`tune.manager.recovery`; returns the recovery report as a dict.
+        """
+        from .recovery import resume
+        self.started_at = time.time()
+        return resume(self, start=start).to_dict()
+
     # ---- deployment ----------------------------------------------------------------------
     def deploy(self, *, start: bool = True) -> dict[str, Any]:
         """Plan, put every instance on its node, start serving events, run ``start``."""
@@ -264,6 +305,11 @@ class Manager:
             return self.dry_run_report()
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
+        journal = self._open_journal()
+        if journal is not None and journal.live_deployment() is not None:
+            log.warning("%s: the journal holds a deployment whose manager died: resuming it", self.state_dir)
+            return self.resume(start=start)
+        deploy_seq = self.journal_write("deploy.begin", application=self.app.name, pid=os.getpid())
         if any(n.driver for n in self.sr.nodes()):
             import tune.policies.placement  # noqa: F401 - loaded now, not between a decision and its migration
         for node in self.sr.nodes():
@@ -272,15 +318,22 @@ class Manager:
                     self.driver(node.id)
                 except TuneError as exc:
                     log.warning("node %s: hypervisor driver unavailable: %s", node.id, exc)
+        self.clock.restart()
         self.notify("deploy.plan", clock=self.clock.describe(),
                     placement={c.srname: c.node for c in self.sr.instances()})
         self.bus.start()
         if self.use_control_socket:
             self._control = ControlServer(self.state_dir, self.handle_request)
             self._control.start()
-        results = deployer.deploy(self, self.sr.instances())
+        try:
+            results = deployer.deploy(self, self.sr.instances())
+        except TuneError as exc:
+            self.journal_write("deploy.end", ref=deploy_seq, status="failed", error=str(exc))
+            raise
+        self.journal_write("deploy.end", ref=deploy_seq, status="done")
         self.deployed = True
         self._start_relays()
+        self.health.start()
         self.notify("deploy.done", hosts=len(results), instances=len(self.sr.instances()))
         self.save_snapshot()
         if start:
@@ -329,12 +382,15 @@ class Manager:
         for node_id in sorted(nodes):  # type: ignore[arg-type]
             ex = self.executor(node_id)
             pipe = ex.path(posixpath.join(deployer.app_dir(self, node_id), PIPE_NAME))
-            relay = PipeRelay(ex, pipe, self._post_from_pipe)
+            relay = PipeRelay(ex, pipe, self._post_from_pipe, on_bad_line=self._bad_pipe_line)
             try:
                 relay.start()
                 self._relays.append(relay)
             except TuneError as exc:
                 log.warning("node %s: no event relay: %s", node_id, exc)
+
+    def _bad_pipe_line(self, line: str, exc: Exception) -> None:
+        self.bus.count("dropped_bad")
 
     def _post_from_pipe(self, event: Event) -> None:
         self.notify("event.received", event=str(event), source=event.source)
@@ -378,12 +434,19 @@ class Manager:
         run = DiagramRun(diagram, args, event=event)
         with self._lock:
             self._running[run.id] = run
+        if self.journal is not None:
+            self.journal.begin_run(run.id, {"diagram": diagram.name, "args": list(args), "run_id": run.id,
+                                            "compensation": compensation, "on_failure": diagram.on_failure},
+                                   sr=self.sr)
         self.notify("diagram.start", diagram=diagram.name, run=run.id, args=list(args))
         try:
             self.engine.run(diagram, args, event=event, run=run)
         finally:
             with self._lock:
                 self._running.pop(run.id, None)
+            if self.journal is not None:
+                self.journal.end_run(run.id, {"diagram": diagram.name, "status": run.status,
+                                              "error": str(run.error) if run.error else None}, sr=self.sr)
         self.runs.append(run)
         self.notify("diagram.end", diagram=diagram.name, run=run.id, status=run.status,
                     duration=round(run.duration * self.clock.speed, 3),
@@ -404,7 +467,22 @@ class Manager:
         if run is None:
             return False
         run.cancel()
+        self.notify("diagram.cancel", diagram=run.name, run=run_id)
         return True
+
+    def cancel_all(self, wait: Optional[float] = 60.0) -> list[int]:
+        """Cancel every running diagram (shutdown does); wait until they and their compensations end."""
+        with self._lock:
+            ids = list(self._running)
+        for run_id in ids:
+            self.cancel(run_id)
+        deadline = time.monotonic() + (wait or 0.0)
+        while wait is not None and time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    break
+            time.sleep(0.01)
+        return ids
 
     # ---- events ------------------------------------------------------------------------------
     def emit(self, name: str, *args: str, source: str = "api") -> Event:
@@ -420,6 +498,9 @@ class Manager:
             self.request_stop()
             return
         diagram = self.app.diagram_graphs.get(event.name)
+        if diagram is None and event.name == "repair":
+            from .repair import default_diagram
+            diagram = default_diagram()
         if diagram is None:
             self.bus.count("unknown")
             log.warning("event %s: no diagram for %r (ignored)", event, event.name)
@@ -471,6 +552,9 @@ class Manager:
             raise UsageError(f"unknown component {comp_type!r}")
         created: list[Component] = []
         with self._structure:
+            first = self.sr._counters.get(comp_type, 0) + 1
+            intent = self.journal_write("create.intent", run=run, component=comp_type, count=count,
+                                        names=[f"{comp_type}{first + k}" for k in range(count)])
             try:
                 for _ in range(count):
                     comp = self._new_instance(comp_type)
@@ -481,12 +565,16 @@ class Manager:
                         bind_new(self.sr, created, spec)
                 self._place_beside(created)
                 self._set_dirs(created)
+                self.journal_write("create.placed", ref=intent, run=run,
+                                   instances={c.srname: {"node": c.node, "dir": c.dir_local} for c in created})
                 if self.deployed:
                     deployer.deploy(self, created)
-            except Exception:
+            except Exception as exc:
                 for comp in created:
                     self._forget_instance(comp.srname, undeploy=self.deployed)
+                self.journal_write("create.failed", ref=intent, run=run, error=str(exc))
                 raise
+            self.journal_write("create.done", ref=intent, run=run, instances=[c.srname for c in created])
         for comp in created:
             self.notify("instance.created", instance=comp.srname, node=comp.node)
         return created
@@ -495,17 +583,26 @@ class Manager:
         """Stop (if running), unbind, undeploy and free ``srname``'s node slot."""
         comp = self.sr.instance(srname)
         wrapper = self.app.wrappers.get(comp.type)
-        if comp.state in (Lifecycle.STARTED, Lifecycle.STARTING) and wrapper and "stop" in wrapper.methods:
-            self.runner.call(srname, "stop")
-        with self._structure:
-            self._forget_instance(srname, undeploy=self.deployed)
+        intent = self.journal_write("remove.intent", instance=srname, node=comp.node, dir=comp.dir_local,
+                                    state=comp.state.value)
+        try:
+            if comp.state in (Lifecycle.STARTED, Lifecycle.STARTING) and wrapper and "stop" in wrapper.methods:
+                self.runner.call(srname, "stop")
+            with self._structure:
+                self._forget_instance(srname, undeploy=self.deployed)
+        except Exception as exc:
+            self.journal_write("remove.failed", ref=intent, instance=srname, error=str(exc))
+            raise
+        self.journal_write("remove.done", ref=intent, instance=srname)
         self.notify("instance.removed", instance=srname)
 
     def _forget_instance(self, srname: str, *, undeploy: bool) -> None:
         if not self.sr.has_instance(srname):
             return
         comp = self.sr.instance(srname)
-        if undeploy:
+        if undeploy and comp.node is not None and self.sr.node(comp.node).state == "down":
+            self.health.note_leftover(comp)  # cleaned when the node answers again
+        elif undeploy:
             try:
                 deployer.undeploy_instance(self, comp)
             except TuneError as exc:
@@ -514,8 +611,12 @@ class Manager:
         self.runner.forget(srname)
 
     # ---- placement policy for migrations -----------------------------------------------------
-    def choose_destination(self, srname: str) -> Optional[str]:
-        """The node of the same family the placement policy picks for ``srname`` (or None)."""
+    def choose_destination(self, srname: str, exclude: Optional[list[str]] = None) -> Optional[str]:
+        """The node of the same family the placement policy picks for ``srname`` (or None).
+
+        Nodes in ``exclude`` and those a migration of ``srname`` failed to in the last minute are
+        never picked.
+        """
         from ..policies.base import HostLoad, VMLoad
         from ..policies.placement import choose_destination
 
@@ -543,18 +644,29 @@ class Manager:
             hosts.append(HostLoad(node.id, 100.0 * info.cpus, info.memory_mb, vms, active=not full))
         if me is None:
             me = VMLoad(srname, float(comp.attributes.get("memory", 0) or 0), 0.0)
-        return choose_destination(me, hosts, exclude=[comp.node])
+        now = time.monotonic()
+        recent = [d for d, t in self._failed_destinations.get(srname, {}).items() if now - t < 60.0]
+        return choose_destination(me, hosts, exclude=[comp.node, *(exclude or ()), *recent])
 
     def relocate(self, srname: str, node_id: str) -> None:
         with self._structure:
             comp = self.sr.instance(srname)
+            source = comp.node
             self.sr.place(srname, node_id, uses_slot=comp.uses_slot)
             comp.dir_local = deployer.instance_dir(self, comp)
+            self.journal_write("relocate", instance=srname, source=source, node=node_id)
         self.notify("instance.moved", instance=srname, node=node_id)
 
     def record_migration(self, report: MigrationReport) -> None:
+        if self.journal is not None:
+            self.journal_write("migrate.done" if report.ok else "migrate.failed",
+                               ref=self._migration_intents.pop(report.domain, None), vm=report.domain,
+                               source=report.source, destination=report.destination, status=report.status,
+                               message=report.message)
         self.migrations.append(report)
         self.notify("migration.end", **report.to_dict())
+        if report.status != "completed" and report.destination:
+            self._failed_destinations.setdefault(report.domain, {})[report.destination] = time.monotonic()
 
     # ---- serving and stopping ----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -575,25 +687,34 @@ class Manager:
             return
         self._shut = True
         self._stop.set()
+        self.health.stop()
         try:
             if self.deployed:
                 self.notify("undeploy.start")
                 self.bus.drain(5.0)
+                self.cancel_all()
+                undeploy = self.journal_write("undeploy.begin")
                 if "stop" in self.app.diagram_graphs:
                     self.run_diagram("stop")
                 else:
                     self._default_order("stop", list(reversed(start_order(self.app))))
                 for relay in self._relays:
                     relay.stop()
-                nodes = {c.node for c in self.sr.instances() if c.node}
+                nodes = {c.node for c in self.sr.instances() if c.node and self.sr.node(c.node).state == "up"}
                 results = deployer.clean_nodes(self, nodes)  # type: ignore[arg-type]
                 for node_id, res in results.items():
                     if isinstance(res, BaseException):
                         log.warning("node %s: cleaning failed: %s", node_id, res)
                 self.notify("undeploy.done", nodes=len(nodes))
                 self.deployed = False
+                self.journal_write("undeploy.end", ref=undeploy)
                 self.save_snapshot()
+            else:
+                self.cancel_all()
+                self.journal_write("undeploy.end", status="nothing deployed")
         finally:
+            if self.journal is not None:
+                self.journal.close()
             self.bus.stop()
             if self._control is not None:
                 self._control.stop()
@@ -617,7 +738,7 @@ class Manager:
         os.replace(tmp, path)
 
     def cpu_of(self, comp: Component, cache: dict[str, dict[str, Any]]) -> Optional[float]:
-        if comp.node is None or not self.sr.node(comp.node).driver:
+        if comp.node is None or not self.sr.node(comp.node).driver or self.sr.node(comp.node).state != "up":
             return None
         if comp.node not in cache:
             try:
@@ -639,7 +760,8 @@ class Manager:
                 "events": dict(self.bus.counters),
                 "running": [r.summary() for r in list(self._running.values())],
                 "recent": [r.summary() for r in list(self.runs)[-10:]],
-                "migrations": [m.to_dict() for m in self.migrations[-20:]]}
+                "migrations": [m.to_dict() for m in self.migrations[-20:]],
+                "health": self.health.status()}
 
     def handle_request(self, req: dict[str, Any]) -> dict[str, Any]:
         """The control socket's requests (``tune event``, ``status``, ``undeploy``, ``cancel``)."""

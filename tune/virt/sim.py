@@ -209,3 +209,31 @@ class SimDriver(HypervisorDriver):
         log.info("sim: migrated %s %s -> %s in %.2fs (downtime %.0f ms)", name, self.host, dest, total,
                  downtime * 1000)
         return report
+
+
+class SimPower:
+    """Switch simulated hosts off and on (the ``sim`` power driver of the live consolidation).
+
+    Same interface as :class:`tune.power.drivers.PowerDriver`; a host with domains is never
+    switched off.
+    """
+
+    name = "sim"
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+
+    def power_off(self, host: str) -> None:
+        with self.world.lock:
+            busy = [d.name for d in self.world.domains.values() if d.host == host or d.migrating_to == host]
+            if busy:
+                raise DriverError(f"{host} still runs {', '.join(sorted(busy))}; not switched off", host=host,
+                                  command="power off")
+            self.world.host(host).powered = False
+
+    def power_on(self, host: str) -> None:
+        with self.world.lock:
+            self.world.host(host).powered = True
+
+    def state(self, host: str) -> str:
+        return "on" if self.world.host(host).powered else "off"
