@@ -81,8 +81,15 @@ def run(args: argparse.Namespace, out: Output) -> int:
         return 0
     timeline: list[dict[str, Any]] = []
     manager.subscribe(lambda ev: timeline.append(ev.to_dict()))
+    progress = None
     if not out.json_mode and not out.quiet:
-        manager.subscribe(TimelinePrinter(out.line, actions=args.actions))
+        if out.is_terminal:
+            from .progress import DeployProgress
+            progress = DeployProgress(out.stream, lambda ev: None)
+            progress.printer = TimelinePrinter(progress.write, actions=args.actions)
+            manager.subscribe(progress)
+        else:
+            manager.subscribe(TimelinePrinter(out.line, actions=args.actions))
     out.line(f"tune: deploying {app.name} ({clock.describe()})"
              + (f"; scenario {os.path.relpath(scenario_file)}" if scenario_file else ""))
     interrupted = threading.Event()
@@ -111,6 +118,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
         out.failure(exc)
         code = exc.exit_code
     finally:
+        if progress is not None:
+            progress.close()
         if player is not None:
             player.stop()
         final = {c.srname: c.node for c in manager.sr.instances()}
