@@ -51,7 +51,7 @@ def test_build_is_cached_and_complete(guest: Guest):  # noqa: F811
     assert again == guest and time.monotonic() - t < 2
     with open(guest.initrd, "rb") as fh:
         entries = dict(_newc_names(gzip.decompress(fh.read())))
-    for m in VIRTIO_NET_MODULES:
+    for m in VIRTIO_NET_MODULES + ("evdev", "button"):
         assert f"lib/modules/{m}.ko" in entries
     for path in ("init", "bin/busybox", "bin/tune-stream", "bin/tune-ctl", "bin/tune-burn", "bin/tune-dirty"):
         assert entries[path] & 0o111, path

@@ -78,11 +78,14 @@ def test_create_list_cpu_destroy(vmbed: VMBed, vm: str):  # noqa: F811
     # CPU%: idle guest low, burning guest near one full CPU
     idle = d1.cpu_percent("vm1")
     assert control(vm, "burn on") == "OK burning"
-    time.sleep(0.3)
-    busy = [dom.cpu_percent for dom in (d1.list()[0] for _ in range(2))]
+    d1.list()  # the sample the next list() measures from
+    time.sleep(1.0)
+    busy = d1.list()[0].cpu_percent
     assert control(vm, "burn off") == "OK idle"
-    assert idle is not None and idle < 50, idle
-    assert min(b or 0 for b in busy) > 60, busy
+    # a busy vCPU is one full CPU; other tests on this 2-core machine may take part of it
+    assert idle is not None and idle < 30, idle
+    # (alone it reads 95-100 %; with 3 other busy processes about 30 %)
+    assert busy is not None and busy > idle + 15, (idle, busy)
     d1.destroy("vm1")
     assert d1.names() == []
     assert not os.path.exists(f"/proc/{info.domid}")  # killed and reaped
@@ -91,12 +94,24 @@ def test_create_list_cpu_destroy(vmbed: VMBed, vm: str):  # noqa: F811
     assert not ping_ok(vm)
 
 
-def test_shutdown_falls_back_to_quit(vmbed: VMBed, vm: str):  # noqa: F811
-    """The busybox guest ignores the ACPI button: shutdown quits QEMU after the timeout."""
+def test_shutdown_is_graceful(vmbed: VMBed, vm: str):  # noqa: F811
+    """The guest powers off on the ACPI button (system_powerdown); QEMU exits by itself."""
     t = time.monotonic()
-    vmbed.d1.shutdown("vm1", timeout=1.0)
+    vmbed.d1.shutdown("vm1", timeout=20.0)
     assert time.monotonic() - t < 10
+    assert "GUEST-POWEROFF" in vmbed.d1.serial_output("vm1")
     assert vmbed.d1.names() == []
+
+
+def test_shutdown_falls_back_to_quit(tmp_path):
+    """A machine that ignores the power button (no OS: paused firmware) is quit after the timeout."""
+    d = QemuDriver("hq", run_dir=str(tmp_path))
+    d.create(DomainSpec("deaf", memory_mb=32, extra={"net": "none", "qemu_args": ["-S"]}))
+    assert [x.state for x in d.list()] == ["paused"]
+    t = time.monotonic()
+    d.shutdown("deaf", timeout=0.5)
+    assert 0.5 <= time.monotonic() - t < 8
+    assert d.names() == []
 
 
 def test_live_migration_h1_to_h2_scenario1_same_tcp_connection(vmbed: VMBed, vm: str):  # noqa: F811

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 #: modules loaded by the guest's init, in this order (TESTBED.md)
 VIRTIO_NET_MODULES = ("virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
                       "virtio_pci", "failover", "net_failover", "virtio_net")
+#: loaded after them so that the ACPI power button (QMP ``system_powerdown``) powers the guest off
+POWER_BUTTON_MODULES = ("evdev", "button")
+_MODULES = VIRTIO_NET_MODULES + POWER_BUTTON_MODULES
 STREAM_PORT = 7000
 CONTROL_PORT = 7001
 MIN_MEMORY_MB = 96
@@ -187,7 +190,7 @@ def _initrd_entries(busybox: str, modules: dict[str, bytes]) -> list[tuple[str, 
     for script in _SCRIPTS:
         with open(os.path.join(_DATA, script), "rb") as fh:
             entries.append((f"bin/{script}", x, fh.read(), 0))
-    for name in VIRTIO_NET_MODULES:
+    for name in _MODULES:
         entries.append((f"lib/modules/{name}.ko", f, modules[name], 0))
     return entries
 
@@ -229,7 +232,7 @@ def build_guest(out_dir: str = DEFAULT_DIR) -> Guest:
         fcntl.flock(lock, fcntl.LOCK_EX)
         kernels = sorted(glob.glob(os.path.join(out_dir, "vmlinuz-*")))
         modules_dir = os.path.join(out_dir, "modules")
-        have_modules = all(os.path.exists(os.path.join(modules_dir, m + ".ko")) for m in VIRTIO_NET_MODULES)
+        have_modules = all(os.path.exists(os.path.join(modules_dir, m + ".ko")) for m in _MODULES)
         if kernels and have_modules and os.path.exists(initrd):
             kernel = kernels[-1]
             return Guest(kernel, initrd, os.path.basename(kernel)[len("vmlinuz-"):])
@@ -245,7 +248,7 @@ def build_guest(out_dir: str = DEFAULT_DIR) -> Guest:
                 if not found:
                     raise GuestBuildError(f"{pkg} has no /boot/vmlinuz-*")
                 os.makedirs(modules_dir, exist_ok=True)
-                for m in VIRTIO_NET_MODULES:
+                for m in _MODULES:
                     with open(os.path.join(modules_dir, m + ".ko"), "wb") as fh:
                         fh.write(_find_module(tree, m))
                 for old in kernels:
@@ -255,7 +258,7 @@ def build_guest(out_dir: str = DEFAULT_DIR) -> Guest:
                 os.replace(kernel_tmp, os.path.join(out_dir, os.path.basename(found[0])))
                 kernels = sorted(glob.glob(os.path.join(out_dir, "vmlinuz-*")))
             modules = {}
-            for m in VIRTIO_NET_MODULES:
+            for m in _MODULES:
                 with open(os.path.join(modules_dir, m + ".ko"), "rb") as fh:
                     modules[m] = fh.read()
             busybox = _static_busybox(work)

@@ -12,6 +12,13 @@ mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; m
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
 done
+# ACPI power button (QMP system_powerdown): any event from it powers the guest off
+for m in evdev button; do [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko; done
+for d in /sys/class/input/event*; do
+  if grep -q "Power Button" $d/device/name 2>/dev/null; then
+    ( dd if=/dev/input/${d##*/} bs=24 count=1 >/dev/null 2>&1 && echo "GUEST-POWEROFF" && poweroff -f ) &
+  fi
+done
 arg() { sed -n "s/.*[[:space:]]$1=\([^ ]*\).*/\1/p;s/^$1=\([^ ]*\).*/\1/p" /proc/cmdline | head -n1; }
 IP=$(arg guestip); GW=$(arg gw); DIRTY=$(arg dirtymb); BURN=$(arg burn)
 SPORT=$(arg streamport); CPORT=$(arg ctlport)
