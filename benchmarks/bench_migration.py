@@ -114,12 +114,12 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"{r['completed']}/{r['runs']}", ms(r["total_s"]), ms(r["downtime_s"]), ms(r["interruption_s"]),
               "-" if r["lost"] is None else f"{r['lost']:.0f}", ms(r["prepare_s"]),
               "-" if r["ram_mb"] is None else f"{r['ram_mb']:.0f}"] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(head)]
+    widths = [max(len(h), *(len(line[i]) for line in table)) for i, h in enumerate(head)]
     print(f"qemu live migration, TCG, h1 <-> h2 (namespace hosts), medians of {runs} run(s)")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in table:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+    for line in table:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |")
     return 0 if all(r["completed"] == r["runs"] for r in rows) else 1
 
 
