@@ -85,6 +85,8 @@ class ActionRunner:
                 value = evaluate(action.value, scope)
                 for inst in self.targets(action.target, run, node):
                     self.m.sr.set_attribute(inst.srname, action.attribute, str(getattr(value, "srname", value)))
+            elif callable(getattr(action, "perform", None)):  # built-in actions (default repair)
+                action.perform(self, run, node)  # type: ignore[attr-defined]
         except ActionError:
             raise
         except TuneError as exc:
