@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from ..errors import ManagerError
 from ..events.control import request
 from .common import add_manager_options, examples, find_state_dir, positive
 from .output import Output
@@ -14,10 +15,13 @@ from .output import Output
 def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="table of instances, nodes, states, CPU, last event",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=examples("tune status", "tune status --watch", "tune status --json --app xen-attitune"))
+                       epilog=examples("tune status", "tune status --watch", "tune status --json --app xen-attitune",
+                                       "tune status --wait 30 --state-dir /tmp/webshop-state"))
     add_manager_options(p)
     p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     p.add_argument("--interval", type=positive, default=2.0, help="seconds between refreshes with --watch")
+    p.add_argument("--wait", type=positive, metavar="SECONDS",
+                   help="wait up to SECONDS for a starting manager to finish deploying (for scripts)")
     p.set_defaults(func=run)
     return p
 
@@ -31,7 +35,22 @@ def rows(status: dict[str, Any]) -> list[tuple[Any, ...]]:
     return out
 
 
+def wait_deployed(args: argparse.Namespace, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if request(find_state_dir(args), {"op": "status"})["status"]["deployed"]:
+                return
+        except ManagerError:
+            pass
+        if time.monotonic() > deadline:
+            raise ManagerError(f"no deployed manager answered within {seconds:g} s")
+        time.sleep(0.1)
+
+
 def run(args: argparse.Namespace, out: Output) -> int:
+    if args.wait:
+        wait_deployed(args, args.wait)
     state_dir = find_state_dir(args)
     while True:
         status = request(state_dir, {"op": "status"})["status"]
