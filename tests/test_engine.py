@@ -322,3 +322,35 @@ def test_summary_lists_action_nodes():
     s = run.summary()
     assert s["diagram"] == "summ" and s["status"] == "completed" and s["error"] is None
     assert [n["node"] for n in s["nodes"]] == ["a"]
+
+
+def test_nested_joins_released_when_quiescent_inner_first():
+    """At quiescence the join upstream is released first, whatever the order of the nodes: the
+    outer join must not run its continuation before the inner branch reached it (nor twice)."""
+    # f1 -> [ f2 -> [ p -> c -(go)-> j2 | else -> final x ], [ q -> j2 ]; j2 -> r -> j1 ], [ s -> j1 ]
+    nodes = "i:initial f1:fork j1:join f2:fork j2:join p:action c:choice q:action r:action s:action " \
+            "t:action x:final end:final"
+    edges = [("i", "f1"), ("f1", "f2"), ("f1", "s"), ("f2", "p"), ("f2", "q"), ("p", "c"),
+             ("c", "j2", "Sw.go == 1"), ("c", "x", "else"), ("q", "j2"), ("j2", "r"), ("r", "j1"), ("s", "j1"),
+             ("j1", "t"), ("t", "end")]
+    d = valid(diagram("nestedq", nodes, edges))
+    for go in (0, 1):
+        r = RecordingRunner(sleep={"p": 0.05}, values={"Sw.go": go})
+        run = run_diagram(d, r)
+        assert run.status == "completed"
+        assert sorted(r.ran()) == ["p", "q", "r", "s", "t"]  # each once: t not twice
+        for x in "pqrs":
+            assert ended_before(r, x, "t")
+        assert ended_before(r, "p", "r") and ended_before(r, "q", "r")
+
+
+def test_join_with_a_single_incoming_transition_does_not_wait_for_a_branch_ending_at_a_final():
+    """A join synchronises its own incoming flows only (UML): a branch that ends at a final
+    elsewhere is not waited for."""
+    d = valid(diagram("onein", "i:initial f:fork p:action q:action j:join r:action x:final end:final",
+                      [("i", "f"), ("f", "p"), ("f", "q"), ("p", "x"), ("q", "j"), ("j", "r"), ("r", "end")]))
+    r = RecordingRunner(sleep={"p": 0.2})
+    run = run_diagram(d, r)
+    assert run.status == "completed" and sorted(r.ran()) == ["p", "q", "r"]
+    assert r.call("r").start < r.call("p").end  # r ran while p was still running
+    assert r.call("p").end <= run.ended_at  # and the run ended only when p had

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import networkx as nx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from test_engine_support import RecordingRunner, run_diagram, statuses, traced
@@ -43,8 +43,9 @@ class Fork:
 @dataclass
 class Choice:
     id: str
-    branches: list[tuple[bool, Optional[Seq]]]  # (guard value, branch or None = straight to merge)
-    otherwise: Optional[tuple[Optional[Seq]]]  # None: no else; (branch or None,): an else
+    #: (guard value, branch or None = straight on, ends at a final instead of the merge)
+    branches: list[tuple[bool, Optional[Seq], bool]]
+    otherwise: Optional[tuple[Optional[Seq], bool]]  # None: no else
     merge: Act
 
 
@@ -78,11 +79,18 @@ def structures(draw, choices: bool = True, max_depth: int = 4) -> Seq:
             fid = f"f{next(ids)}"
             return Fork(fid, [seq(depth - 1) for _ in range(draw(st.integers(2, 3)))])
         cid = f"c{next(ids)}"
-        branches = [(draw(st.booleans()), seq(depth - 1) if draw(st.booleans()) else None)
+        finals = draw(st.sampled_from([False, False, True]))  # some arms may end at a final
+
+        def ends() -> bool:
+            return finals and draw(st.booleans())
+
+        branches = [(draw(st.booleans()), seq(depth - 1) if draw(st.booleans()) else None, ends())
                     for _ in range(draw(st.integers(1, 3)))]
-        otherwise = (seq(depth - 1) if draw(st.booleans()) else None,) if draw(st.booleans()) else None
-        if otherwise is None and not any(v for v, _ in branches):
-            branches[-1] = (True, branches[-1][1])  # keep every run completable
+        otherwise = (seq(depth - 1) if draw(st.booleans()) else None, ends()) if draw(st.booleans()) else None
+        if otherwise is None and not any(v for v, _, _ in branches):
+            branches[-1] = (True,) + branches[-1][1:]  # keep every run completable
+        if all(e for _, _, e in branches) and (otherwise is None or otherwise[1]):
+            branches[-1] = branches[-1][:2] + (False,)  # the merge stays reachable
         return Choice(cid, branches, otherwise, Act(f"m{next(ids)}"))
 
     return seq(max_depth)
@@ -99,55 +107,71 @@ def build(s: Seq, name: str = "random") -> Built:
     def edge(a: str, z: str, guard: Optional[str] = None) -> None:
         d.transitions.append(make_transition(a, z, guard, Source()))
 
-    def emit(x: Union[Seq, Item], pred: str, guard: Optional[str], taken: bool) -> str:
-        """Add ``x`` after ``pred`` (edge guarded by ``guard``); returns its single exit node."""
+    def emit(x: Union[Seq, Item], pred: str, guard: Optional[str], taken: bool) -> tuple[str, bool]:
+        """Add ``x`` after ``pred`` (edge guarded by ``guard``); returns its single exit node and
+        whether a token leaves it when ``taken`` (False when the taken path ended at a final)."""
         if isinstance(x, Seq):
             for it in x.items:
-                pred = emit(it, pred, guard, taken)
+                pred, taken = emit(it, pred, guard, taken)
                 guard = None
-            return pred
+            return pred, taken
         if isinstance(x, Act):
             node(x.id, NodeKind.ACTION)
             edge(pred, x.id, guard)
             if taken:
                 b.expected.append(x.id)
-            return x.id
+            return x.id, taken
         if isinstance(x, Fork):
             node(x.id, NodeKind.FORK)
             edge(pred, x.id, guard)
             join = "j" + x.id[1:]
             node(join, NodeKind.JOIN)
+            alive = []
             for br in x.branches:
-                edge(emit(br, x.id, None, taken), join)
+                last, ok = emit(br, x.id, None, taken)
+                edge(last, join)
+                alive.append(ok)
             b.forks.append(x.id)
-            return join
+            # a join missing tokens from branches that ended at a final is released once
+            # nothing runs; a join that no token reached at all is never released
+            return join, taken and any(alive)
         node(x.id, NodeKind.CHOICE)
         edge(pred, x.id, guard)
         node(x.merge.id, NodeKind.ACTION)
         first = None
-        arms: list[tuple[str, Optional[Seq]]] = []
-        for k, (value, br) in enumerate(x.branches):
+        arms: list[tuple[str, Optional[Seq], bool]] = []
+        for k, (value, br, to_final) in enumerate(x.branches):
             var = f"Sw.{x.id}_{k}"
             b.values[var] = int(value)
-            arms.append((f"{var} == 1", br))
+            arms.append((f"{var} == 1", br, to_final))
             if value and first is None:
                 first = k
         if x.otherwise is not None:
-            arms.append(("else", x.otherwise[0]))
+            arms.append(("else", x.otherwise[0], x.otherwise[1]))
             if first is None:
                 first = len(arms) - 1
-        for k, (g, br) in enumerate(arms):
+        merged = False
+        for k, (g, br, to_final) in enumerate(arms):
+            arm_taken = taken and k == first
             if br is None:
-                edge(x.id, x.merge.id, g)
+                last, ok = x.id, arm_taken
             else:
-                edge(emit(br, x.id, g, taken and k == first), x.merge.id)
-        if taken:
+                last, ok = emit(br, x.id, g, arm_taken)
+                g = None
+            if to_final:
+                end = f"x{x.id[1:]}_{k}"
+                node(end, NodeKind.FINAL)
+                edge(last, end, g)
+            else:
+                edge(last, x.merge.id, g)
+                merged = merged or ok
+        if merged:
             b.expected.append(x.merge.id)
-        return x.merge.id
+        return x.merge.id, merged
 
     node("init", NodeKind.INITIAL)
     node("end", NodeKind.FINAL)
-    edge(emit(s, "init", None, True), "end")
+    edge(emit(s, "init", None, True)[0], "end")
     return b
 
 
@@ -212,6 +236,7 @@ def test_random_diagrams_with_choices_run_the_taken_path_once(data):
 def test_random_failure_stops_the_run(data):
     built = build(data.draw(structures(choices=data.draw(st.booleans()))))
     assert diagram_problems(built.diagram) == []
+    assume(built.expected)  # the taken path may hold no action at all
     failing = data.draw(st.sampled_from(built.expected), label="failing")
     r = RecordingRunner(sleep=sleeps_for(data.draw, built), values=built.values, fail={failing})
     run = run_diagram(built.diagram, r)

@@ -29,6 +29,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
+import networkx as nx
+
 from ..errors import ActionError, DiagramCancelled, TuneError
 from .guards import Guard
 from .model import Diagram, DiagramNode, NodeKind
@@ -187,6 +189,7 @@ class Engine:
         ready: deque[str] = deque([initial.id])
         running: dict[Future[None], str] = {}
         order = {nid: i for i, nid in enumerate(d.nodes)}
+        downstream: dict[str, set[str]] = {}
 
         fail = run.fail
 
@@ -239,7 +242,7 @@ class Engine:
                     continue
                 if join_have and not run.cancelled:
                     # quiescent with joins still waiting: their other branches ended at a final
-                    nid = min(join_have, key=order.__getitem__)
+                    nid = _join_to_release(d, join_have, order, downstream)
                     del join_have[nid]
                     ready.extend(successors[nid])
                     continue
@@ -266,6 +269,23 @@ class Engine:
         else:
             run.status = "completed"
         return run
+
+
+def _join_to_release(d: Diagram, waiting: Counter[str], order: dict[str, int],
+                     downstream: dict[str, set[str]]) -> str:
+    """Which waiting join to release when nothing runs any more: one that no other waiting join
+    leads to (the innermost first), so an outer join does not go on before the inner branch has
+    reached it -- and then fire a second time when it does."""
+    if len(waiting) > 1:
+        graph = None
+        for j in waiting:
+            if j not in downstream:
+                graph = graph if graph is not None else d.graph()
+                downstream[j] = nx.descendants(graph, j)
+        upstream = [j for j in waiting if not any(j in downstream[o] for o in waiting if o != j)]
+        if upstream:
+            return min(upstream, key=order.__getitem__)
+    return min(waiting, key=order.__getitem__)
 
 
 def _as_action_error(exc: BaseException, run: DiagramRun, node_id: str) -> ActionError:
