@@ -346,3 +346,22 @@ def test_ssh_config_bad_port_and_bad_file(tmp_path):
     p.write_text("Host h\n    =bad\n")
     with pytest.raises(ParseError, match="SSH config"):
         resolve_ssh_config("h", str(p))
+
+
+def test_validate_an_application_whose_family_reads_an_inventory(tmp_path, capsys):
+    from tune.cli import main
+
+    (tmp_path / "hosts.yml").write_text(open(os.path.join(DATA, "hosts.yml")).read())
+    (tmp_path / "app.xml").write_text(
+        '<application name="inv"><family name="dom0" protocol="sim">'
+        '<attribute name="inventory" value="hosts.yml"/><attribute name="group" value="dom0"/></family>'
+        '<component name="VM" host-family="dom0" initial="2"/></application>')
+    assert main(["validate", str(tmp_path / "app.xml"), "--json"]) == 0
+    assert '"dom0": 8' in capsys.readouterr().out  # 4 hosts x tune_slots 2
+    (tmp_path / "app.xml").write_text(
+        '<application name="inv"><family name="dom0" protocol="sim">'
+        '<attribute name="inventory" value="hosts.yml"/><attribute name="group" value="web"/></family>'
+        '<component name="VM" host-family="dom0" initial="2"/></application>')
+    assert main(["validate", str(tmp_path / "app.xml")]) == 2
+    err = capsys.readouterr().err
+    assert "hosts.yml" in err and "no group 'web'" in err
