@@ -21,7 +21,7 @@ from .wdl.expr import Expr, Var, variables
 BUILTIN_ATTRIBUTES = frozenset({"srname", "nodeName", "dirLocal", "name", "type", "state", "node", "count",
                                 "cpu", "host"})
 #: lifecycle methods every component understands even without a wrapper method
-BUILTIN_METHODS = frozenset()
+BUILTIN_METHODS: frozenset[str] = frozenset()
 
 
 def _attrs(comp: ComponentType) -> set[str]:
@@ -79,10 +79,10 @@ def _diagram_semantics(app: Application, d: Diagram, out: list[Problem]) -> None
                 if c not in app.components:
                     out.append(Problem(f"diagram {d.name}: unknown component {c!r}", where.file, where.line))
             if isinstance(action, Create) and action.component in app.components:
-                comp = app.components[action.component]
-                if not comp.host_family and not any(action.component in (b.source, b.target)
-                                                    for b in app.bindings):
-                    out.append(Problem(f"diagram {d.name}: {comp.name}++ has no host family and no binding "
+                created = app.components[action.component]
+                if not created.host_family and not any(action.component in (b.source, b.target)
+                                                       for b in app.bindings):
+                    out.append(Problem(f"diagram {d.name}: {created.name}++ has no host family and no binding "
                                        "to place it by", where.file, where.line))
             if isinstance(action, Call):
                 for c in comps:

@@ -29,7 +29,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
 def run(args: argparse.Namespace, out: Output) -> int:
     app = validate_file(args.file, grid=args.grid)
     g = deployment_graph(app)
-    summary = {"valid": True, "application": app.name,
+    summary: dict[str, Any] = {"valid": True, "application": app.name,
                "components": {c.name: c.initial for c in app.components.values()},
                "families": {f.name: sum(n.slots for n in f.nodes) for f in app.families.values()},
                "bindings": [f"{b.source}->{b.target} {b.from_multiplicity}/{b.to_multiplicity}" for b in app.bindings],

@@ -94,6 +94,11 @@ DRIVER_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {
 class Manager:
     """Deploys and manages one application.  Thread-safe; one per application."""
 
+    sim_root: str
+    known_hosts: str
+    host_key_policy: str
+    world: SimWorld
+
     def __init__(self, app: Application, *, state_dir: Optional[str] = None, clock: Optional[Clock] = None,
                  event_policy: str = COALESCE, heartbeat: Optional[float] = None,
                  host_key_policy: str = "accept-new", max_parallel: int = 10,
@@ -767,6 +772,9 @@ class Manager:
         """The control socket's requests (``tune event``, ``status``, ``undeploy``, ``cancel``)."""
         op = req.get("op")
         if op == "event":
+            if not isinstance(req.get("args", []), list):
+                self.bus.count("dropped_bad")
+                return {"ok": False, "error": "args must be a list of strings"}
             try:
                 ev = self.emit(str(req.get("name", "")), *[str(a) for a in req.get("args", [])],
                                source="socket")
