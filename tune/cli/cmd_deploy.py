@@ -29,7 +29,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
                            "tune deploy examples/xen_attitune/app.xml            # the simulated grid scenario",
                            "tune deploy examples/xen_attitune/app.xml --speed 60 --duration 120",
                            "tune deploy examples/xen_attitune/app.xml --dry-run   # plan and commands only",
-                           "tune deploy app.xml --grid grid-ssh.xml --no-scenario # real dom0 hosts"))
+                           "tune deploy app.xml --grid grid-ssh.xml --no-scenario # real dom0 hosts",
+                           "tune deploy app.xml --state-dir DIR --resume         # after the manager died"))
     p.add_argument("file", help="app.xml or model.uml")
     p.add_argument("--grid", help="a file of host families replacing the application's own")
     p.add_argument("--scenario", help="scenario file (default: scenario.yaml beside the application, "
@@ -44,6 +45,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
     p.add_argument("--host-key-policy", choices=("accept-new", "strict", "insecure"), default="accept-new")
     p.add_argument("--parallel", type=int, default=10, help="hosts worked on at once (default 10)")
     p.add_argument("--actions", action="store_true", help="also print every wrapper call")
+    p.add_argument("--resume", action="store_true",
+                   help="recover the deployment journaled in the state directory by a manager that died "
+                        "(kill -9, crash, power cut): ask the hypervisors and hosts what really runs, finish "
+                        "or compensate the reconfiguration in flight, then serve again; no scenario is "
+                        "replayed unless --scenario is given.  A plain deploy with that state directory "
+                        "resumes too")
+    p.add_argument("--action-timeout", type=positive, metavar="SECONDS",
+                   help="abandon a wrapper call after this many seconds (of the manager's clock) and fail "
+                        "its action; an action node's timeout=\"SECONDS\" overrides it")
     p.set_defaults(func=run)
     return p
 
@@ -53,6 +63,8 @@ def _scenario_path(args: argparse.Namespace, simulated: bool) -> Optional[str]:
         return None
     if args.scenario:
         return str(args.scenario)
+    if getattr(args, "resume", False):
+        return None
     default = os.path.join(os.path.dirname(os.path.abspath(args.file)), "scenario.yaml")
     return default if simulated and os.path.exists(default) else None
 
@@ -67,7 +79,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
     else:
         clock = Clock()
     manager = Manager(app, state_dir=args.state_dir, clock=clock, event_policy=args.event_policy,
-                      host_key_policy=args.host_key_policy, max_parallel=args.parallel, dry_run=args.dry_run)
+                      host_key_policy=args.host_key_policy, max_parallel=args.parallel, dry_run=args.dry_run,
+                      action_timeout=args.action_timeout)
     if args.dry_run:
         report = manager.deploy()
         out.data(report)
@@ -102,9 +115,21 @@ def run(args: argparse.Namespace, out: Output) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     player: Optional[ScenarioPlayer] = None
     code = 0
+    recovery: Optional[dict[str, Any]] = None
     try:
         try:
-            manager.deploy()
+            if args.resume:
+                recovery = manager.resume()
+            else:
+                manager.deploy()
+            recovery = recovery or (manager.recovery.to_dict() if manager.recovery is not None else None)
+            if recovery is not None:
+                out.line(f"tune: resumed {app.name}: {len(recovery['interrupted_runs'])} interrupted run(s), "
+                         f"{len(recovery['actions'])} recovery action(s), {len(recovery['problems'])} problem(s)")
+                for line in recovery["actions"]:
+                    out.line(f"  recovery: {line}")
+                for line in recovery["problems"]:
+                    out.error(f"recovery problem: {line}")
         except GroupError as exc:
             out.failure(exc)
             code = 1
@@ -139,7 +164,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
                      + ", ".join(f"{k} {v}" for k, v in sorted(manager.bus.counters.items())))
             out.data({"application": app.name, "clock": clock.describe(), "final_placement": final,
                       "states": states, "migrations": migrations, "events": dict(manager.bus.counters),
-                      "timeline": timeline})
+                      "timeline": timeline, "recovery": recovery})
     if interrupted.is_set():
         out.error("interrupted: undeployed cleanly")
         return 130

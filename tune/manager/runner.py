@@ -47,10 +47,20 @@ class ActionRunner:
 
     # ---- engine interface ----------------------------------------------------------------
     def run_node(self, node: DiagramNode, run: DiagramRun) -> None:
-        for action in node.actions:
-            if run.cancelled:
-                return
-            self.run_action(action, node, run)
+        m = self.m
+        seq = m.journal_write("node.begin", run=run, node=node.id, text=node.text)
+        status = "done"
+        try:
+            for action in node.actions:
+                if run.cancelled:
+                    status = "cancelled"
+                    return
+                self.run_action(action, node, run)
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            m.journal_write("node.end", ref=seq, run=run, node=node.id, status=status)
 
     def evaluate(self, guard: Guard, run: DiagramRun) -> bool:
         sr = self.m.sr
@@ -189,14 +199,22 @@ class ActionRunner:
         states = LIFECYCLE.get(method)
         if states:
             m.sr.set_state(srname, states[0])
+        intent = m.journal_write("call.intent", run=run, instance=srname, method=method, node=node,
+                                 args=_redacted(m, inst, wm, params))
         m.notify("action.start", instance=srname, method=method, diagram=diagram, node=node)
         clock = m.clock
         t0 = clock.now()
+        timeout = action_timeout(m, run, node)
         try:
             obj = self.wrapper_object(srname, cls)
-            result = getattr(obj, wm.method)(*params)
+            if timeout is None:
+                result = getattr(obj, wm.method)(*params)
+            else:
+                result = call_with_timeout(getattr(obj, wm.method), params, timeout, clock,
+                                           f"{inst.type}.{method} of {srname}")
         except Exception as exc:  # noqa: BLE001 - any wrapper failure is reported, never fatal
             err = exc.message if isinstance(exc, TuneError) else f"{type(exc).__name__}: {exc}"
+            m.journal_write("call.failed", ref=intent, run=run, instance=srname, method=method, error=err)
             if states:
                 m.sr.set_state(srname, Lifecycle.FAILED, error=err)
             else:
@@ -207,9 +225,93 @@ class ActionRunner:
                               cause=exc) from exc
         if states:
             m.sr.set_state(srname, states[1])
+        m.journal_write("call.done", ref=intent, run=run, instance=srname, method=method)
         m.notify("action.end", instance=srname, method=method, diagram=diagram, node=node,
                  duration=round(clock.now() - t0, 3))
         return result
+
+
+class ActionTimeout(TuneError):
+    """A wrapper call did not return within its action's timeout; it was abandoned."""
+
+
+def action_timeout(manager: "Manager", run: DiagramRun | None, node_id: str) -> float | None:
+    """The timeout of action node ``node_id`` (its ``timeout="SECONDS"``), else the manager's default."""
+    if run is not None and node_id:
+        node = run.diagram.nodes.get(node_id)
+        value = getattr(node, "timeout", None) if node is not None else None
+        if value is None:
+            value = node_timeouts(run.diagram).get(node_id)
+        if value is not None:
+            return float(value)
+    return manager.action_timeout
+
+
+_TIMEOUTS: dict[tuple[str, float], dict[str, float]] = {}
+
+
+def node_timeouts(diagram: Any) -> dict[str, float]:
+    """``timeout`` attributes of a diagram file's action nodes (read once per file version)."""
+    import os
+
+    path = getattr(diagram, "file", None)
+    if not path or not os.path.exists(path):
+        return {}
+    key = (path, os.stat(path).st_mtime)
+    found = _TIMEOUTS.get(key)
+    if found is None:
+        from ..xmlsafe import local_name, parse_xml
+        found = {}
+        for el in parse_xml(path).getroot():
+            if isinstance(el.tag, str) and local_name(el) == "action" and el.get("timeout") and el.get("id"):
+                try:
+                    value = float(el.get("timeout"))
+                except ValueError:
+                    raise ActionError(f"action {el.get('id')}: timeout={el.get('timeout')[:40]!r} is not a "
+                                      "number of seconds", diagram=diagram.name, node=el.get("id")) from None
+                if not value > 0:
+                    raise ActionError(f"action {el.get('id')}: timeout must be positive", diagram=diagram.name,
+                                      node=el.get("id"))
+                found[el.get("id")] = value
+        _TIMEOUTS[key] = found
+    return found
+
+
+def call_with_timeout(fn: Any, params: Sequence[Any], timeout: float, clock: Any, what: str) -> Any:
+    """``fn(*params)`` in a thread of its own; abandoned (left to finish alone) after ``timeout``."""
+    import threading
+
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = fn(*params)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"tune-call-{what[:30]}", daemon=True).start()
+    if not clock.wait(done, timeout):
+        raise ActionTimeout(f"{what} timed out after {timeout:g} s and was abandoned (it may still be running)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _redacted(m: "Manager", inst: Component, wm: Any, params: Sequence[Any]) -> list[str]:
+    """Parameters for the journal: secret attribute values (``Component.secret``) replaced by ``***``."""
+    secret_names = set(inst.secret).union(*(getattr(ct, "secret", ()) for ct in m.app.components.values()))
+    secrets = {str(inst.attributes[k]) for k in inst.secret if inst.attributes.get(k)}
+    out = []
+    for p, value in zip(wm.params, params):
+        text = _text(value)
+        names = {part for part in p.text.replace("$", ".").split(".") if part}
+        if text in secrets or names & secret_names or any(s in text for s in secrets):
+            text = "***"
+        out.append(text)
+    return out
 
 
 def _text(v: Any) -> str:

@@ -1,0 +1,264 @@
+"""The manager's journal: every reconfiguration step, written before and after it acts.
+
+One SQLite database in WAL mode, ``STATE_DIR/journal.sqlite`` (mode 0600), holds
+
+* ``records``: an append-only log.  *Intent* records are written before a step acts
+  (``run.begin``, ``node.begin``, ``call.intent``, ``create.intent``, ``remove.intent``,
+  ``migrate.intent``, ``deploy.begin``, ``undeploy.begin``, ``recovery.begin``); the matching
+  *outcome* record (``run.end``, ``node.end``, ``call.done``/``call.failed``,
+  ``create.done``/``create.failed``, ``remove.done``/``remove.failed``,
+  ``migrate.done``/``migrate.failed``, ``deploy.end``, ``undeploy.end``, ``recovery.end``)
+  names its intent in ``ref``.  Facts without an outcome: ``create.placed`` (the instances a
+  Comp++ added to the SR, before they are deployed), ``relocate``, ``manager.start``.
+* ``snapshots``: the System Representation (secrets redacted) written in the same transaction
+  as any record written after it changed, so the journal's last snapshot is never older than
+  its last record.
+
+An intent without its outcome is what a crash interrupted; :mod:`tune.manager.recovery` reads
+them back.  A *deployment* (the records since the last ``deploy.begin``) is live until its
+``undeploy.end``.
+
+Durability: a committed record survives ``kill -9`` of the manager (WAL, ``synchronous=NORMAL``:
+the pages are in the operating system); pass ``synchronous="FULL"`` to also survive a power
+cut, at one ``fsync`` per record.
+
+Crash points for tests: after each committed record (and each save of the persistent simulated
+world) :func:`crash_point` is called with the step's name.  With ``TUNE_CRASH_AT=STEP[:N]`` in
+the environment (or :func:`configure_crash`), the N-th (default first) occurrence of STEP kills
+the process with SIGKILL; ``TUNE_CRASH_TRACE=FILE`` appends every step name to FILE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from ..errors import TuneError
+
+JOURNAL_NAME = "journal.sqlite"
+
+#: intent kind -> the kinds that close it
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "run.begin": ("run.end",),
+    "node.begin": ("node.end",),
+    "call.intent": ("call.done", "call.failed"),
+    "create.intent": ("create.done", "create.failed"),
+    "remove.intent": ("remove.done", "remove.failed"),
+    "migrate.intent": ("migrate.done", "migrate.failed"),
+    "deploy.begin": ("deploy.end",),
+    "undeploy.begin": ("undeploy.end",),
+    "recovery.begin": ("recovery.end",),
+}
+CLOSING = {k for kinds in OUTCOMES.values() for k in kinds}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    ref  INTEGER,
+    run  INTEGER,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_ref ON records(ref);
+CREATE TABLE IF NOT EXISTS snapshots (
+    record  INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL,
+    data    TEXT NOT NULL
+);
+"""
+
+
+class JournalError(TuneError):
+    """The journal cannot be opened or read."""
+
+
+# ---- crash points (test hook) -------------------------------------------------------------
+class _Crash:
+    def __init__(self) -> None:
+        self.step: Optional[str] = None
+        self.n = 1
+        self.trace: Optional[str] = None
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+
+_crash = _Crash()
+
+
+def configure_crash(spec: Optional[str], trace: Optional[str] = None) -> None:
+    """Arm (``"STEP[:N]"``) or disarm (``None``) the crash point; counting starts now."""
+    with _crash.lock:
+        _crash.counts.clear()
+        _crash.trace = trace
+        if not spec:
+            _crash.step = None
+            return
+        step, _, n = spec.partition(":")
+        _crash.step, _crash.n = step, int(n or 1)
+
+
+def crash_point(step: str) -> None:
+    """A place where a test may kill the process (see the module's docstring)."""
+    if _crash.step is None and _crash.trace is None:
+        return
+    with _crash.lock:
+        _crash.counts[step] += 1
+        if _crash.trace:
+            with open(_crash.trace, "a") as fh:
+                fh.write(f"{step}:{_crash.counts[step]}\n")
+        if step == _crash.step and _crash.counts[step] == _crash.n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+configure_crash(os.environ.get("TUNE_CRASH_AT"), os.environ.get("TUNE_CRASH_TRACE"))
+
+
+# ---- the journal ---------------------------------------------------------------------------
+@dataclass
+class Record:
+    seq: int
+    time: float
+    kind: str
+    ref: Optional[int]
+    run: Optional[int]
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "time": self.time, "kind": self.kind, "ref": self.ref, "run": self.run,
+                **self.data}
+
+
+def _private(path: str) -> None:
+    for p in (path, path + "-wal", path + "-shm"):
+        try:
+            os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
+
+
+class Journal:
+    """The write-ahead journal of one manager (thread-safe)."""
+
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL"):
+            raise JournalError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from exc
+        _private(path)
+        self._snap_version: Optional[int] = None
+        self._runs: dict[int, int] = {}  # DiagramRun.id -> seq of its run.begin
+        self.closed = False
+
+    @classmethod
+    def open(cls, state_dir: str, **kw: Any) -> "Journal":
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        return cls(os.path.join(state_dir, JOURNAL_NAME), **kw)
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.db.close()
+
+    # ---- writing -------------------------------------------------------------------------
+    def write(self, kind: str, data: Optional[dict[str, Any]] = None, *, ref: Optional[int] = None,
+              run: Optional[int] = None, sr: Any = None, force_snapshot: bool = False) -> int:
+        """Append one record (and the SR, if it changed since the last snapshot); returns its seq."""
+        text = json.dumps(data or {}, sort_keys=True, default=str)
+        with self.lock:
+            if self.closed:
+                return 0
+            snap = None
+            if sr is not None and (force_snapshot or sr.version != self._snap_version):
+                with sr.lock:
+                    snap = (sr.version, sr.to_json(redact=True))
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                cur = self.db.execute("INSERT INTO records(time, kind, ref, run, data) VALUES (?,?,?,?,?)",
+                                      (time.time(), kind, ref, run, text))
+                seq = int(cur.lastrowid or 0)
+                if snap is not None:
+                    self.db.execute("INSERT INTO snapshots(record, version, data) VALUES (?,?,?)",
+                                    (seq, snap[0], snap[1]))
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
+            if snap is not None:
+                self._snap_version = snap[0]
+                if seq % 200 == 0:  # keep the last snapshots only
+                    self.db.execute("DELETE FROM snapshots WHERE record < ?", (seq - 2000,))
+            if seq <= 2:
+                _private(self.path)
+        crash_point(kind)
+        return seq
+
+    def run_seq(self, run_id: int) -> Optional[int]:
+        return self._runs.get(run_id)
+
+    def begin_run(self, run_id: int, data: dict[str, Any], sr: Any = None) -> int:
+        seq = self.write("run.begin", data, sr=sr)
+        self._runs[run_id] = seq
+        return seq
+
+    def end_run(self, run_id: int, data: dict[str, Any], sr: Any = None) -> int:
+        seq = self._runs.pop(run_id, None)
+        return self.write("run.end", data, ref=seq, run=seq, sr=sr)
+
+    # ---- reading -------------------------------------------------------------------------
+    def records(self, since: int = 0, kinds: Optional[Iterable[str]] = None) -> list[Record]:
+        with self.lock:
+            rows = self.db.execute("SELECT seq, time, kind, ref, run, data FROM records WHERE seq >= ? "
+                                   "ORDER BY seq", (since,)).fetchall()
+        wanted = set(kinds) if kinds is not None else None
+        return [Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows
+                if wanted is None or r[2] in wanted]
+
+    def last(self, kind: str) -> Optional[Record]:
+        with self.lock:
+            r = self.db.execute("SELECT seq, time, kind, ref, run, data FROM records WHERE kind = ? "
+                                "ORDER BY seq DESC LIMIT 1", (kind,)).fetchone()
+        return None if r is None else Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
+
+    def snapshot(self) -> Optional[dict[str, Any]]:
+        """The last System Representation written (redacted), or None."""
+        with self.lock:
+            r = self.db.execute("SELECT data FROM snapshots ORDER BY record DESC LIMIT 1").fetchone()
+        return None if r is None else dict(json.loads(r[0]))
+
+    def live_deployment(self) -> Optional[Record]:
+        """The ``deploy.begin`` of a deployment that was never undeployed, or None."""
+        begin = self.last("deploy.begin")
+        if begin is None:
+            return None
+        end = self.last("undeploy.end")
+        return None if end is not None and end.seq > begin.seq else begin
+
+    def open_intents(self, since: int = 0) -> list[Record]:
+        """Intents written since ``since`` that have no outcome: what a crash interrupted."""
+        recs = self.records(since)
+        closed = {r.ref for r in recs if r.kind in CLOSING and r.ref is not None}
+        return [r for r in recs if r.kind in OUTCOMES and r.seq not in closed]
+
+
+__all__ = ["CLOSING", "JOURNAL_NAME", "Journal", "JournalError", "OUTCOMES", "Record", "configure_crash",
+           "crash_point"]
