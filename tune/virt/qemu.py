@@ -171,6 +171,7 @@ class QemuDriver(HypervisorDriver):
 
     def __init__(self, host: str = "localhost", *, executor: Optional[Executor] = None,
                  run_dir: Optional[str] = None, exec_prefix: Sequence[str] = (),
+                 netns_argv_prefix: Optional[Sequence[str]] = None,
                  bridge: Optional[str] = None, migration_address: str = "127.0.0.1",
                  accel: str = "tcg", qemu_binary: str = "qemu-system-x86_64",
                  max_bandwidth_mib: Optional[float] = None, downtime_limit_ms: Optional[int] = None,
@@ -184,7 +185,7 @@ class QemuDriver(HypervisorDriver):
                              "QEMU itself and talks QMP over a unix socket", host=host)
         self.executor = executor
         self.run_dir = os.path.abspath(run_dir or os.path.join("/tmp/tune-qemu", host))
-        self.exec_prefix = list(exec_prefix)
+        self.exec_prefix = list(netns_argv_prefix if netns_argv_prefix is not None else exec_prefix)
         self.bridge = bridge
         self.migration_address = migration_address
         self.accel = accel
@@ -195,6 +196,8 @@ class QemuDriver(HypervisorDriver):
         self.qmp_timeout = qmp_timeout
         self.machine = machine
         self._cpu_samples: dict[int, tuple[float, float]] = {}
+        #: QMP connections held by migrations in progress (QEMU serves one client at a time)
+        self._busy: dict[str, QMPClient] = {}
         os.makedirs(self.run_dir, exist_ok=True)
 
     # --- files ------------------------------------------------------------------------------
@@ -227,8 +230,9 @@ class QemuDriver(HypervisorDriver):
     def _names(self) -> list[str]:
         return sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(self.run_dir, "*.json")))
 
-    def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0) -> Any:
-        return self.executor.run([*self.exec_prefix, *argv], check=check, timeout=timeout)
+    def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0,
+             input: Optional[str] = None) -> Any:
+        return self.executor.run([*self.exec_prefix, *argv], check=check, timeout=timeout, input=input)
 
     def _qmp(self, name: str, timeout: Optional[float] = None, connect_timeout: float = 5.0) -> QMPClient:
         return QMPClient(self._path(name, "qmp"), timeout=timeout or self.qmp_timeout,
@@ -250,9 +254,16 @@ class QemuDriver(HypervisorDriver):
         if net == "user" or not self.bridge:
             return ["-netdev", "user,id=n0", *device]
         tap = self._tap_name(meta["name"])
-        self._run(["ip", "link", "del", tap], check=False)
-        self._run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
-        self._run(["ip", "link", "set", tap, "master", self.bridge, "up"])
+        if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", self.bridge):
+            raise UsageError(f"bad bridge name {self.bridge!r}", host=self.host)
+        # one `ip` process for the three steps (-force: a missing old tap is not an error)
+        made = self._run(["ip", "-force", "-batch", "-"], check=False, input=f"link del {tap}\n"
+                         f"tuntap add dev {tap} mode tap\nlink set {tap} master {self.bridge} up\n")
+        shown = self._run(["ip", "-o", "link", "show", tap], check=False)
+        if shown.exit_status != 0 or f"master {self.bridge}" not in shown.stdout:
+            self._run(["ip", "link", "del", tap], check=False)
+            err = "; ".join(line for line in made.stderr.splitlines() if "Cannot find device" not in line)
+            raise DriverError(f"cannot create tap {tap} in bridge {self.bridge}: {err}", host=self.host)
         meta["own_tap"] = tap
         return ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no", *device]
 
@@ -393,8 +404,12 @@ class QemuDriver(HypervisorDriver):
 
     def _state(self, name: str) -> str:
         try:
-            with self._qmp(name, timeout=2, connect_timeout=1) as q:
-                status = q.execute("query-status").get("status", "")
+            busy = self._busy.get(name)
+            if busy is not None:
+                status = busy.execute("query-status").get("status", "")
+            else:
+                with self._qmp(name, timeout=2, connect_timeout=1) as q:
+                    status = q.execute("query-status").get("status", "")
         except DriverError:
             return "unknown"  # busy (another client holds QMP) or going away
         return _STATES.get(status, "unknown")
@@ -579,6 +594,7 @@ class QemuDriver(HypervisorDriver):
                                      host=self.host) from exc
             # 2. source: parameters, then go
             src_q = self._qmp(name, timeout=10)
+            self._busy[name] = src_q
             self._set_params(src_q, bw, dl)
             t_migrate = time.monotonic()
             log.info("%s: migrating %s to %s (%s)", self.host, name, destination.host, uri)
@@ -639,6 +655,7 @@ class QemuDriver(HypervisorDriver):
             self._recover(name, src_q, destination, dst_pid)
             raise
         finally:
+            self._busy.pop(name, None)
             if src_q is not None:
                 src_q.close()
         report = self._report(name, destination, "completed", t_call, started_at, last, t_migrate, uri)
