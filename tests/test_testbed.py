@@ -76,7 +76,10 @@ def test_hosts_reach_each_other_by_name(testbed_hosts):
 @pytest.mark.root
 def test_kill_and_start_sshd(testbed_hosts):
     bed = testbed_hosts
+    pid = bed.host("h2").sshd_pid
+    assert pid and open(f"/proc/{pid}/comm").read().strip() == "sshd"
     bed.kill_sshd("h2")
+    assert bed.host("h2").sshd_pid is None and not os.path.exists(f"/proc/{pid}")
     r = _ssh(bed, "h2", "true")
     assert r.returncode == 255 and "refused" in r.stderr
     assert _ssh(bed, "h1", "true").returncode == 0

@@ -454,9 +454,12 @@ def cmd_migrate(args):
             ssh_command = args[i + 1]
             i += 2
             continue
+        if a == "-C" and i + 1 < len(args):  # a config file for the receiver: not needed here
+            i += 2
+            continue
         if a.startswith("-s") and len(a) > 2:
             ssh_command = a[2:]
-        elif a in ("-e", "-C", "--debug", "-p", "--live"):
+        elif a in ("-e", "--debug", "-p", "--live"):
             pass
         elif a.startswith("-"):
             err("fake xl: unsupported migrate option %s" % a)

@@ -125,7 +125,11 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass(eq=False)
 class TestHost:
-    """One namespace host.  ``pid`` is the holder process to ``nsenter`` into."""
+    """One namespace host.
+
+    ``pid`` is the holder process to ``nsenter`` into; ``sshd`` the ``Popen`` of the reaper
+    whose child is the host's sshd (``sshd_pid``).
+    """
 
     __test__ = False
 
@@ -144,6 +148,17 @@ class TestHost:
         if self.holder is None:
             raise TestBedError(f"host {self.name} is not up")
         return self.holder.pid
+
+    @property
+    def sshd_pid(self) -> Optional[int]:
+        """PID of the sshd listener itself (``host.sshd`` is its reaping parent)."""
+        if self.sshd is None or self.sshd.poll() is not None:
+            return None
+        try:
+            with open(os.path.join(self.dir, "sshd.pid")) as fh:
+                return int(fh.read().strip())
+        except (OSError, ValueError):
+            return None
 
     @property
     def host_key_path(self) -> str:
