@@ -118,3 +118,24 @@ def test_help_has_examples(capsys):
             main([cmd, "--help"])
         assert e.value.code == 0
         assert "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 130)])
+def test_signal_stops_early_and_undeploys_cleanly(tmp_path, sig, code):
+    import signal
+    state = tmp_path / "s"
+    p = subprocess.Popen([sys.executable, "-m", "tune", "deploy", XEN, "--speed", "5", "--state-dir", str(state)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert wait_for(lambda: (state / "sr.json").exists(), 30)
+        time.sleep(0.5)
+        p.send_signal(getattr(signal, sig))
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == code, err
+    assert "undeployed;" in out and "interrupted: undeployed cleanly" in err and "Traceback" not in err
+    assert not (state / "manager.sock").exists()
+    assert not (state / "simgrid" / "dom0-a" / "var" / "lib" / "tune" / "xen-attitune").exists()
