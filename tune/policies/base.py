@@ -9,6 +9,7 @@ consolidation code, so what we measure in simulation is what runs on the cluster
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
@@ -121,8 +122,11 @@ class ClusterState:
         self.vm_names = vm_names or [f"vm{i}" for i in range(self.n_vms)]
         self.lists = [list(x) for x in lists]
         self.vm_host = np.full(self.n_vms, -1, dtype=np.int64)
-        for h, vs in enumerate(self.lists):
-            self.vm_host[vs] = h
+        lens = np.fromiter(map(len, self.lists), dtype=np.int64, count=self.n_hosts)
+        if lens.sum():
+            flat = np.fromiter(chain.from_iterable(self.lists), dtype=np.int64, count=int(lens.sum()))
+            self.vm_host[flat] = np.repeat(np.arange(self.n_hosts), lens)
+        self._stale_power: Optional[np.ndarray] = None
         placed = self.vm_host >= 0
         hp = self.vm_host[placed]
         n = self.n_hosts
@@ -166,6 +170,12 @@ class ClusterState:
             self.req_sum[h] = self.capped_sum[h] = self.ram_used[h] = 0.0
             if self.hist.shape[1]:
                 self.hist[h] = 0.0
+
+    def stale_power(self, hosts: np.ndarray) -> np.ndarray:
+        """Watts of ``hosts`` at their sampled utilisation (computed once per plan)."""
+        if self._stale_power is None:
+            self._stale_power = self.power(np.arange(self.n_hosts), self.stale)
+        return self._stale_power[hosts]
 
     def power(self, hosts: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
         """Watts of ``hosts`` at ``utilisation`` (vectorised table interpolation)."""

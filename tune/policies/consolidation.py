@@ -110,8 +110,8 @@ class ConsolidationPolicy:
     def relieve_overloaded(self, state: ClusterState, over_mask: np.ndarray,
                            origin: np.ndarray) -> list[RawMigration]:
         to_move: list[int] = []
-        for h in np.flatnonzero(over_mask):
-            h = int(h)
+        for host in np.flatnonzero(over_mask):
+            h = int(host)
             while True:
                 v = self.selector.select(state, h)
                 if v < 0:
@@ -124,10 +124,10 @@ class ConsolidationPolicy:
         out: list[RawMigration] = []
         excluded = over_mask.copy()
         for v in to_move:
-            h = self.placement.find_host(state, v, excluded)
-            if h >= 0:
-                state.add_vm(v, h)
-                out.append((v, int(origin[v]), h))
+            dst = self.placement.find_host(state, v, excluded)
+            if dst >= 0:
+                state.add_vm(v, dst)
+                out.append((v, int(origin[v]), dst))
             else:
                 log.debug("no host for VM %s from an overloaded host", state.vm_names[v])
         return out

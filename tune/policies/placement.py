@@ -62,7 +62,7 @@ class PowerAwareBestFit:
         cap = state.cap[hosts]
         after = state.power(hosts, (dyn + state.vm_req[v]) / cap)
         if self.cloudsim:
-            before = state.power(hosts, state.stale[hosts])
+            before = state.stale_power(hosts)
         else:
             on = (state.nvms[hosts] > 0) | state.active[hosts]
             before = np.where(on, state.power(hosts, dyn / cap), 0.0)

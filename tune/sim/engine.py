@@ -66,6 +66,15 @@ class Simulator:
         if self.workload.n_steps < 2:
             raise SimulationError("a day needs at least 2 samples", file=self.workload.source)
         self.dc.check_fits(self.workload.n_vms)
+        # run state (set up by run())
+        self.flights: list[tuple[int, int, float]] = []
+        self.prev: Optional[_Snapshot] = None
+        self.was_active = np.ones(self.dc.n_hosts, bool)
+        self.shutdowns = 0
+        self.dropped = 0
+        self.lists: list[list[int]] = []
+        self.vm_host = np.zeros(0, np.int64)
+        self.in_mig = np.zeros(0, bool)
 
     # -- helpers -------------------------------------------------------------------------------
     def _load(self, t: float) -> np.ndarray:
@@ -186,13 +195,13 @@ class Simulator:
         for h, vs in enumerate(self.lists):
             self.vm_host[vs] = h
         self.in_mig = np.zeros(M, bool)
-        self.flights: list[tuple[int, int, float]] = []
+        self.flights = []
         self.energy = self.active_time = self.violation_time = self.pdm_lost = self.requested = 0.0
         self.shutdowns = 0
         self.dropped = 0
         self.drop_idle = dc.drop_idle_vms
         self.was_active = np.ones(N, bool)
-        self.prev: Optional[_Snapshot] = None
+        self.prev = None
         migrations = 0
         L = HISTORY_LENGTH if policy.needs_history else 0
         hist = np.zeros((M, L))
@@ -233,8 +242,8 @@ class Simulator:
         wall = _time.perf_counter() - t0
         log.info("%s on %s: %.2f kWh, %d migrations, %.2fs", policy.name, wl.source, self.energy / 3.6e6,
                  migrations, wall)
-        return Metrics(policy.name, wl.source, self.energy / 3.6e6, slatah, pdm, migrations, self.shutdowns,
-                       N, M, wall, series)
+        return Metrics(policy.name, wl.source, float(self.energy / 3.6e6), float(slatah), float(pdm),
+                       int(migrations), int(self.shutdowns), N, M, wall, series)
 
 
 def simulate(day: Union[Workload, str], policy: Union[ConsolidationPolicy, str] = "thr-mmt-0.8",
