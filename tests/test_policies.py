@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tune.errors import UnknownPolicyError
 from tune.policies import (ClusterState, ConsolidationPolicy, HostLoad, InterQuartileRange, LocalRegression,
                            LocalRegressionRobust, MedianAbsoluteDeviation, MinimumMigrationTime,
-                           MinimumUtilisation, PowerAwareBestFit, RandomSelection, StaticThreshold, VMLoad,
+                           MinimumUtilisation, RandomSelection, StaticThreshold, VMLoad,
                            choose_destination, choose_destination_pabfd, policy_from_name)
 from tune.policies.detectors import iqr_rows, mad_rows, trimmed_length
 from tune.policies.selection import MaximumCorrelation

@@ -24,7 +24,6 @@ Name: ``steady`` (defaults) or ``steady:high=0.9,pack=0.8`` to override paramete
 
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 
@@ -161,8 +160,5 @@ class SteadyPolicy(ConsolidationPolicy):
                 continue
             out.extend((v, int(origin[v]), h) for v, h in placed)
         return out
-
-    def initial_placement(self, state: ClusterState) -> list[list[int]]:
-        return super().initial_placement(state)
 
 

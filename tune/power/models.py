@@ -39,7 +39,7 @@ class TablePowerModel(PowerModel):
     """SPECpower-style table at 0, 10, ..., 100 % utilisation, linear in between.
 
     >>> m = TablePowerModel("x", [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
-    >>> m.power(0.25)
+    >>> round(m.power(0.25), 9)
     25.0
     """
 
