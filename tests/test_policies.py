@@ -138,6 +138,22 @@ def test_plan_moves_off_overloaded_and_empties_light_host():
     assert plan.power_off == ["b"] and plan.power_on == []
 
 
+def test_host_history_stands_in_for_vm_history():
+    rising = [1.0 - 0.05 * i for i in range(10)]
+    hosts = [H("a", 100, [VMLoad("x", 512, 50)], history=rising), H("b", 100, [VMLoad("y", 512, 50)])]
+    state = ClusterState.from_hosts(hosts)
+    assert LocalRegression(1.2).overloaded(state, np.arange(2)).tolist() == [True, False]
+
+
+def test_plan_wakes_a_host_when_nothing_else_fits():
+    hosts = [H("a", 100, [VMLoad("x", 512, 60), VMLoad("y", 512, 35)]),
+             H("b", 100, [], active=False)]
+    plan = policy_from_name("steady").plan(hosts)
+    # equal RAM: the busier VM goes (it relieves the host on its own)
+    assert [(m.vm, m.destination) for m in plan.migrations] == [("x", "b")]
+    assert plan.power_on == ["b"] and plan.power_off == []
+
+
 def test_policy_names():
     p = policy_from_name("IQR-MMT-1.5")
     assert isinstance(p, ConsolidationPolicy) and p.cloudsim and p.detector.safety == 1.5

@@ -226,6 +226,17 @@ class ClusterState:
                     vm_ram=np.array(ram, float), lists=lists, vm_hist=vm_hist,
                     max_vms=np.array([h.max_vms if h.max_vms is not None else 1 << 30 for h in hosts]),
                     host_names=[h.name for h in hosts], vm_names=names)
+        # a host's own history stands in for its VMs' when they have none (live probes often
+        # sample the host, not each domain)
+        L_host = min(history_length, max((len(h.history) for h in hosts), default=0))
+        if L_host > state.hist.shape[1]:
+            pad = L_host - state.hist.shape[1]
+            state.hist = np.hstack([state.hist, np.zeros((state.n_hosts, pad))])
+            state.vm_hist = np.hstack([state.vm_hist, np.zeros((state.n_vms, pad))])
+        for i, h in enumerate(hosts):
+            if h.history and not any(len(v.history) for v in h.vms):
+                k = min(len(h.history), state.hist.shape[1])
+                state.hist[i, :k] = np.asarray(h.history[:k], dtype=float)
         state.stale = np.array([min(h.utilisation, 1.0) if h.active else 0.0 for h in hosts])
         state.active = np.array([h.active for h in hosts], dtype=bool)
         return state
