@@ -49,7 +49,9 @@ class EventBus:
             return True
         except queue.Full:
             self.count("dropped_overflow")
-            log.warning("event queue full: dropped %s", event)
+            n = self.counters["dropped_overflow"]
+            if n <= 10 or n % 1000 == 0:  # a flood does not flood the log
+                log.warning("event queue full: dropped %s (%d dropped so far)", event, n)
             return False
 
     def _loop(self) -> None:

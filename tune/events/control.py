@@ -21,6 +21,9 @@ from ..errors import ManagerError
 log = logging.getLogger(__name__)
 MAX_REQUEST = 64 * 1024
 SOCKET_NAME = "manager.sock"
+#: connections served at once (more are answered "busy" and closed) and idle seconds allowed
+MAX_CLIENTS = 64
+IDLE_TIMEOUT = 60.0
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -36,8 +39,15 @@ def _peer_uid(sock: socket.socket) -> Optional[int]:
 
 class _RequestHandler(socketserver.StreamRequestHandler):
     server: "_Server"
+    timeout = IDLE_TIMEOUT  # a client that stops mid-line does not hold its thread forever
 
     def handle(self) -> None:
+        try:
+            self._handle()
+        except OSError:  # timed out or gone
+            return
+
+    def _handle(self) -> None:
         uid = _peer_uid(self.connection)
         if uid is not None and uid not in (0, os.geteuid()):
             log.warning("control socket: refused uid %s", uid)
@@ -78,7 +88,28 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path: str, handler: Handler) -> None:
         self.handler = handler
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
         super().__init__(path, _RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):  # a connection flood gets no thread each
+            try:
+                request.sendall(b'{"ok": false, "error": "busy"}\n')
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class ControlServer:

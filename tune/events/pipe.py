@@ -3,7 +3,9 @@
 The relay reads the FIFO through the node's executor with ``cat`` on the FIFO opened
 read-write (so it never sees end-of-file when a writer closes), over the connection the
 manager already holds: no port is opened on the node.  Malformed lines are counted and
-dropped, never fatal.
+dropped, never fatal.  Lines are read bounded (the executors' streams cut a line past 64 KiB
+instead of buffering it whole): a line longer than :data:`MAX_LINE` is dropped and counted in
+``oversize_lines``, so a writer that never sends a newline cannot exhaust the manager's memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from typing import Callable, Optional
 
 from ..remote.base import Executor, Shell, Stream, quote_command
-from .event import Event, EventError, parse_pipe_line
+from .event import MAX_LINE, Event, EventError, parse_pipe_line
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class PipeRelay:
         self._stop = threading.Event()
         self.lines = 0
         self.bad_lines = 0
+        self.oversize_lines = 0
 
     def start(self) -> None:
         q = quote_command([self.pipe_path])
@@ -61,9 +64,12 @@ class PipeRelay:
                     self.post(parse_pipe_line(line, source))
                 except EventError as exc:
                     self.bad_lines += 1
-                    log.warning("%s: dropped bad event line: %s", source, exc)
+                    if len(line) > MAX_LINE:
+                        self.oversize_lines += 1
+                    if self.bad_lines <= 10 or self.bad_lines % 1000 == 0:  # a flood does not flood the log
+                        log.warning("%s: dropped bad event line (%d so far): %s", source, self.bad_lines, exc)
                     if self.on_bad_line:
-                        self.on_bad_line(line, exc)
+                        self.on_bad_line(line[:MAX_LINE], exc)
         except Exception as exc:  # noqa: BLE001 - a lost node ends its relay, not the manager
             if not self._stop.is_set():
                 log.warning("%s: relay stopped: %s", source, exc)

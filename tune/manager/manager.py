@@ -508,7 +508,9 @@ class Manager:
             diagram = default_diagram()
         if diagram is None:
             self.bus.count("unknown")
-            log.warning("event %s: no diagram for %r (ignored)", event, event.name)
+            if self.bus.counters["unknown"] <= 10 or self.bus.counters["unknown"] % 1000 == 0:  # no log flood
+                log.warning("event %s: no diagram for %r (ignored; %d so far)", event, event.name,
+                            self.bus.counters["unknown"])
             self.notify("event.unknown", event=str(event))
             return
         if event.args and not self.sr.has_instance(event.args[0]) and _uses_arg_instance(diagram):

@@ -15,14 +15,44 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from ..errors import CommandFailed, CommandTimeout, ExecutorError
 from .base import Command, Executor, Result, Shell, Stream, quote_command
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "MAX_LINE_BYTES", "bounded_lines"]
+
+#: the longest line a stream yields whole; longer ones are cut (see :func:`bounded_lines`)
+MAX_LINE_BYTES = 64 * 1024
+
+
+def bounded_lines(readline: Callable[[int], bytes], limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Decoded lines from ``readline(size)``, never holding more than ``limit + 1`` bytes.
+
+    A line longer than ``limit`` bytes is not buffered whole: its first ``limit + 1`` bytes are
+    yielded (so the consumer sees it is too long) and the rest, up to its newline, is skipped.
+
+    >>> import io
+    >>> list(bounded_lines(io.BytesIO(b"ab\\n" + b"x" * 10 + b"\\ncd").readline, limit=4))
+    ['ab', 'xxxxx', 'cd']
+    """
+    while True:
+        raw = readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the oversize line
+                rest = readline(limit + 1)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield raw.decode(errors="replace")
+            continue
+        text = raw.decode(errors="replace")
+        if text.endswith("\n"):
+            text = text[:-1]
+        yield text[:-1] if text.endswith("\r") else text
 
 
 def _argv(command: Command) -> list[str]:
@@ -119,13 +149,15 @@ class LocalExecutor(Executor):
                                 host=self.host, command=f"put {remote_path}") from exc
 
     def stream(self, command: Command) -> Stream:
-        """Start ``command``; stdout and stderr arrive merged, one line at a time."""
+        """Start ``command``; stdout and stderr arrive merged, one line at a time.
+
+        Lines longer than :data:`MAX_LINE_BYTES` are cut, never buffered whole.
+        """
         argv = _argv(command)
         line = quote_command(command)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace",
-                                    bufsize=1, cwd=self.cwd, start_new_session=True)
+                                    stderr=subprocess.STDOUT, cwd=self.cwd, start_new_session=True)
         except OSError as exc:
             raise CommandFailed(f"cannot execute: {exc}", host=self.host, command=line,
                                 exit_status=127) from exc
@@ -133,8 +165,7 @@ class LocalExecutor(Executor):
 
         def lines() -> Iterator[str]:
             assert proc.stdout is not None
-            for raw in proc.stdout:
-                yield raw.rstrip("\n")
+            yield from bounded_lines(proc.stdout.readline)
             proc.wait()
 
         def close() -> None:
