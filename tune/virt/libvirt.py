@@ -83,6 +83,9 @@ class LibvirtDriver(HypervisorDriver):
     @property
     def conn(self) -> Any:
         with self._lock:
+            if self._conn is not None and not self._alive(self._conn):
+                log.info("%s: connection to %s lost; reconnecting", self.host, self.uri)
+                self._conn = None
             if self._conn is None:
                 try:
                     self._conn = self.libvirt.open(self.uri)
@@ -90,6 +93,12 @@ class LibvirtDriver(HypervisorDriver):
                     raise DriverError(f"cannot connect to {self.uri}: {exc.get_error_message()}",
                                       host=self.host, command=f"virConnectOpen {self.uri}") from None
             return self._conn
+
+    def _alive(self, conn: Any) -> bool:
+        try:
+            return bool(conn.isAlive())
+        except self.libvirt.libvirtError:
+            return False
 
     def _domain(self, name: str) -> Any:
         try:
@@ -195,10 +204,10 @@ class LibvirtDriver(HypervisorDriver):
             else:
                 dconn = destination.conn if isinstance(destination, LibvirtDriver) else lv.open(dest_uri)
                 new = dom.migrate(dconn, flags, None, migrate_uri, 0)
-        except lv.libvirtError as exc:
+        except (lv.libvirtError, DriverError) as exc:  # DriverError: the destination is unreachable
             report.total_time = time.monotonic() - t0
             report.ended_at = time.time()
-            report.message = exc.get_error_message()
+            report.message = exc.get_error_message() if isinstance(exc, lv.libvirtError) else exc.message
             still = self._still_here(name)
             log.warning("%s: migration of %s to %s failed (%s); domain %s on the source", self.host, name,
                         dest_label, report.message, "still" if still else "NOT")
