@@ -90,3 +90,27 @@ def test_a_host_down_fails_only_its_instances(testbed_hosts, xen_state, tmp_path
     err_text = capsys.readouterr().err
     assert code == 1
     assert f"{h2.address}: FAILED" in err_text and f"{h1.address}: ok" in err_text
+
+
+def test_a_line_in_a_remote_node_pipe_reaches_the_manager_over_ssh(testbed_hosts, xen_state, tmp_path):
+    bed = testbed_hosts
+    app = load_application(APP, grid=write_grid(tmp_path, bed))
+    app.components["Probe"].attributes.update(period="3600")   # only the pipe may trigger it
+    m = Manager(app, state_dir=str(tmp_path / "state"), clock=Clock())
+    try:
+        m.deploy()
+        h1, h2, h3 = bed.hosts
+        pipe = "/var/lib/tune/xen-attitune/tune.pipe"
+        # a program on h2 (not the manager) writes the seed's form, naming the destination
+        bed.run_in(h2, ["sh", "-c", f"printf 'overload;VM3;{h3.address}\\n' > {pipe}"])
+        assert wait_for(lambda: any(r.status == "completed" for r in m.migrations), 60), m.status()
+        assert domains_on(bed, h2) == ["VM4"] and domains_on(bed, h3) == ["VM3"]
+        received = [e for e in m.timeline if e.kind == "event.received"]
+        assert received and received[0].data["source"] == f"pipe:{h2.address}"
+        # no port was opened for it: the relay is a command on the manager's SSH connection
+        listening = bed.run_in(h2, ["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"]).stdout
+        ports = {int(line.split()[1].rsplit(":", 1)[1], 16) for line in listening.splitlines()[1:]
+                 if line.split() and line.split()[3] == "0A"}
+        assert ports <= {22}
+    finally:
+        m.shutdown()

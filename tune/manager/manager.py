@@ -76,7 +76,7 @@ def default_state_dir(app_name: str) -> str:
 EXECUTOR_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {
     "sim": lambda m, n: {"root": m.sim_root},
     "local": lambda m, n: {},
-    "ssh": lambda m, n: {"user": n.user or "root", "port": n.port or 22, "key_filename": n.key,
+    "ssh": lambda m, n: {"user": n.user, "port": n.port, "key_filename": n.key,
                          "known_hosts": m.known_hosts, "host_key_policy": m.host_key_policy},
 }
 DRIVER_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {

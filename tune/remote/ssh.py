@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import paramiko
 
@@ -197,25 +197,38 @@ class SSHExecutor(Executor):
 
     protocol = "ssh"
 
-    def __init__(self, host: str, *, user: str = "root", port: int = 22,
+    def __init__(self, host: str, *, user: Optional[str] = None, port: Optional[int] = None,
                  key_filename: Optional[str] = None, known_hosts: Optional[str] = None,
                  host_key_policy: str = "accept-new", connect_timeout: float = 10.0,
                  retries: int = 3, backoff: float = 0.5, command_timeout: Optional[float] = None,
-                 max_sessions: int = 8, **_ignored: object) -> None:
+                 max_sessions: int = 8, ssh_config: Optional[str] = None, _jump_depth: int = 0,
+                 **_ignored: object) -> None:
         super().__init__(host)
         if host_key_policy not in POLICIES:
             raise UsageError(f"unknown host_key_policy {host_key_policy!r}; "
                              f"use one of {', '.join(POLICIES)}")
-        self.user = user
-        self.port = int(port)
+        # ~/.ssh/config (or $TUNE_SSH_CONFIG) fills what the nodefile or family did not say:
+        # HostName (aliases), User, Port, IdentityFile and ProxyJump
+        from ..adl.sshconfig import resolve_ssh_config
+        config_path = ssh_config if ssh_config is not None else os.environ.get("TUNE_SSH_CONFIG", "~/.ssh/config")
+        cfg = resolve_ssh_config(host, config_path or None)
+        self.address = str(cfg.get("hostname") or host)
+        self.user = user or cfg.get("user") or "root"
+        self.port = int(port or cfg.get("port") or 22)
+        if key_filename is None:
+            key_filename = next((k for k in cfg.get("identityfile") or [] if os.path.exists(k)), None)
         self.key_filename = key_filename
+        self.proxyjumps: list[str] = list(cfg.get("proxyjumps") or [])
+        self._jump_depth = _jump_depth
+        self._jump: Optional["SSHExecutor"] = None
+        self._ssh_config = config_path
         self.known_hosts = KnownHosts(known_hosts or default_known_hosts())
         self.host_key_policy = host_key_policy
         self.connect_timeout = connect_timeout
         self.retries = max(0, int(retries))
         self.backoff = backoff
         self.command_timeout = command_timeout
-        key = _Key(host, self.port, user, os.path.abspath(key_filename) if key_filename else None,
+        key = _Key(host, self.port, self.user, os.path.abspath(key_filename) if key_filename else None,
                    self.known_hosts.path, host_key_policy)
         with _pool_lock:
             conn = _pool.get(key)
@@ -272,9 +285,30 @@ class SSHExecutor(Executor):
         assert last is not None
         raise last
 
+    def _jump_channel(self, timeout: float) -> Any:
+        """A channel to our address through the ProxyJump hops (the last hop opens it)."""
+        if self._jump_depth >= 8:
+            raise HostUnreachable("ProxyJump chain longer than 8 hops", host=self.host)
+        hop = self.proxyjumps[-1]
+        user, _, rest = hop.rpartition("@")
+        hop_host, _, hop_port = rest.partition(":")
+        if self._jump is None:
+            # the hop is itself an SSH host: its own config entry may name a further ProxyJump
+            self._jump = SSHExecutor(hop_host, user=user or None, port=int(hop_port) if hop_port else None,
+                                     known_hosts=self.known_hosts.path, host_key_policy=self.host_key_policy,
+                                     connect_timeout=self.connect_timeout, retries=0,
+                                     ssh_config=self._ssh_config, _jump_depth=self._jump_depth + 1)
+        transport = self._jump._transport(f"ProxyJump {hop}")
+        try:
+            return transport.open_channel("direct-tcpip", (self.address, self.port), ("127.0.0.1", 0),
+                                          timeout=timeout)
+        except (paramiko.SSHException, OSError) as exc:
+            raise HostUnreachable(f"ProxyJump {hop} cannot reach {self.address}:{self.port}: {exc}",
+                                  host=self.host) from None
+
     def _connect_once(self, command: str, timeout: float) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        name = host_key_name(self.host, self.port)
+        name = host_key_name(self.address, self.port)
         if self.host_key_policy != "insecure":
             for ktype, key in self.known_hosts.lookup(name).items():
                 client.get_host_keys().add(name, ktype, key)
@@ -283,11 +317,14 @@ class SSHExecutor(Executor):
         t0 = time.monotonic()
         try:
             with _limiter:
-                sock = socket.create_connection((self.host, self.port), timeout=timeout)
-                # small request/response packets: without this, delayed ACKs add ~40 ms
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.proxyjumps:
+                    sock: Any = self._jump_channel(timeout)
+                else:
+                    sock = socket.create_connection((self.address, self.port), timeout=timeout)
+                    # small request/response packets: without this, delayed ACKs add ~40 ms
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.connect(
-                    self.host, port=self.port, username=self.user, sock=sock,
+                    self.address, port=self.port, username=self.user, sock=sock,
                     key_filename=self.key_filename, timeout=timeout, banner_timeout=timeout,
                     auth_timeout=timeout, channel_timeout=timeout,
                     allow_agent=self.key_filename is None,
@@ -590,6 +627,9 @@ class SSHExecutor(Executor):
         if last:
             with conn.lock:
                 conn.drop()
+        if self._jump is not None:
+            self._jump.close()
+            self._jump = None
 
     def __enter__(self) -> "SSHExecutor":
         return self
