@@ -125,20 +125,29 @@ class _Reality:
         self.asked: set[str] = set()
 
     def ask(self) -> None:
+        """``driver.list()`` on every node that has a driver, all at once (bounded)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         self.where.clear()
-        for node in self.m.sr.nodes():
-            if not node.driver:
-                continue
+        nodes = [n.id for n in self.m.sr.nodes() if n.driver and n.id not in self.unreachable]
+
+        def one(node_id: str) -> Any:
             try:
-                domains = self.m.driver(node.id).list()
+                return self.m.driver(node_id).list()
             except TuneError as exc:
-                self.unreachable.add(node.id)
-                self.report.problem(f"node {node.id}: cannot list its domains ({exc}); its instances are "
+                return exc
+
+        with ThreadPoolExecutor(max(1, min(self.m.max_parallel, len(nodes) or 1))) as pool:
+            answers = list(pool.map(one, nodes))
+        for node_id, domains in zip(nodes, answers):
+            if isinstance(domains, TuneError):
+                self.unreachable.add(node_id)
+                self.report.problem(f"node {node_id}: cannot list its domains ({domains}); its instances are "
                                     "left as the journal says")
                 continue
-            self.asked.add(node.id)
+            self.asked.add(node_id)
             for d in domains:
-                self.where.setdefault(d.name, []).append(node.id)
+                self.where.setdefault(d.name, []).append(node_id)
 
     def location(self, name: str) -> Optional[str]:
         nodes = self.where.get(name, [])
