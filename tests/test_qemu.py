@@ -254,3 +254,48 @@ def test_migrate_to_a_host_name_is_a_usage_error(vmbed: VMBed, vm: str):  # noqa
         vmbed.d1.migrate("vm1", "h2")
     with pytest.raises(DomainNotFound):
         vmbed.d1.migrate("nope", vmbed.d2)
+
+
+def test_over_ssh_create_migrate_destroy(vmbed: VMBed, tmp_path):  # noqa: F811
+    """The same driver through SSH executors to h1 and h2: QEMU started with -daemonize over
+    SSH, QMP through a helper run on the host; a live migration h1 -> h2 keeps the stream."""
+    pytest.importorskip("paramiko")
+    from tune.remote import ssh
+    from tune.remote.ssh import SSHExecutor
+
+    bed = vmbed.bed
+    drivers = []
+    for h in ("h1", "h2"):
+        host = bed.host(h)
+        ex = SSHExecutor(host.address, key_filename=bed.key_path, known_hosts=str(tmp_path / "known_hosts"),
+                         connect_timeout=3, retries=1)
+        drivers.append(QemuDriver(h, executor=ex, run_dir=f"/tmp/tune-qemu-ssh/{h}", bridge="br0",
+                                  migration_address=host.address))
+    s1, s2 = drivers
+    ip = vmbed.ip(4)
+    try:
+        s1.create(DomainSpec("svm", memory_mb=128, kernel=vmbed.guest.kernel, initrd=vmbed.guest.initrd,
+                             cmdline=vmbed.guest.cmdline(f"{ip}/24")))
+        s1.wait_console("svm", "GUEST-UP", timeout=60)
+        wait_port(ip, 7000, timeout=20)
+        [info] = s1.list()
+        assert (info.name, info.state) == ("svm", "running") and info.cpu_percent is not None
+        # the VM runs in h1, not as a child of this process
+        assert os.readlink(f"/proc/{info.domid}/ns/net") == os.readlink(f"/proc/{bed.hosts[0].pid}/ns/net")
+        with StreamClient(ip) as stream:
+            stream.wait_for(30)
+            report = s1.migrate("svm", s2)
+            stream.wait_for(stream.count + 50, timeout=20)
+            result = stream.report()
+        assert report.ok and report.downtime is not None, report
+        assert result.continuous, result
+        assert s1.names() == [] and s2.names() == ["svm"]
+        assert ping_ok(ip)
+        s2.destroy("svm")
+        assert s2.names() == []
+    finally:
+        for d in drivers:
+            for name in d.names():
+                d.destroy(name)
+            d.executor.close()
+        ssh.close_all()

@@ -137,3 +137,41 @@ def test_qemu_socket_file_is_unix(qemu_none):
         time.sleep(0.01)
     QMPClient(sock).close()
     QMPClient(sock).close()  # one client at a time, again after the first closed
+
+
+def test_driver_through_a_non_local_executor(tmp_path):
+    """The executor path (as over SSH) with a local executor in disguise: -daemonize, files
+    with cat, QMP through the helper run as a command."""
+    from tune.remote.local import LocalExecutor
+    from tune.virt.base import DomainSpec
+    from tune.virt.qemu import QemuDriver
+
+    class Elsewhere(LocalExecutor):
+        protocol = "elsewhere"
+
+    import ctypes
+    # PR_SET_CHILD_SUBREAPER: the daemonized QEMU becomes our child when its parent exits, so
+    # it can be reaped below (PID 1 here does not reap)
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    d = QemuDriver("hz", executor=Elsewhere("hz"), run_dir=str(tmp_path / "run"), machine="none")
+    assert d._access.remote
+    d.create(DomainSpec("m", memory_mb=16, extra={"net": "none", "qemu_args": ["-S"]}))
+    try:
+        [dom] = d.list()
+        assert (dom.name, dom.state) == ("m", "paused") and dom.cpu_percent is not None
+        assert d.status("m") == "prelaunch"
+        with pytest.raises(QMPError, match="CommandNotFound"):
+            d._qmp("m").execute("no-such-command")
+        assert d.set_migration_parameters("m", downtime_limit_ms=77)["downtime-limit"] == 77
+        assert d.info().cpus >= 1
+        again = QemuDriver("hz", executor=Elsewhere("hz"), run_dir=str(tmp_path / "run"), machine="none")
+        assert again.names() == ["m"]
+    finally:
+        pid = d._pid("m")
+        d.destroy("m")
+    assert d.names() == []
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    assert not os.path.exists(f"/proc/{pid}")

@@ -267,9 +267,8 @@ def build_guest(out_dir: str = DEFAULT_DIR) -> Guest:
             with open(tmp, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, initrd)
-            for old in glob.glob(os.path.join(out_dir, "initrd-*.gz")):
-                if old != initrd:
-                    os.unlink(old)
+            # older initrd-*.gz stay: running VMs name them, and a migration destination loads
+            # the same files again
         kernel = kernels[-1]
         log.info("guest built in %.1fs: %s %s", time.monotonic() - start, kernel, initrd)
         return Guest(kernel, initrd, os.path.basename(kernel)[len("vmlinuz-"):])

@@ -6,11 +6,15 @@ Each host has a run directory (``run_dir``, by default ``/tmp/tune-qemu/HOST``) 
 ``NAME.serial`` (the guest console) and ``NAME.log`` (QEMU's stderr).  :meth:`QemuDriver.list`
 rediscovers VMs from that directory, so a new driver object finds VMs started by another one.
 
-A host may be the local machine or a test-bed host (a network namespace): ``exec_prefix`` is
-put in front of every command run on the host, e.g. ``["nsenter", "-t", PID, "-n", "-m", "-u",
-"--"]`` (see :func:`tune.testbed.vmnet.qemu_driver`).  QEMU is started with
-:class:`subprocess.Popen` from this process, which reaps it; the QMP socket is reached through the
-file system, so the driver needs the host's files: a remote host over SSH is not supported yet.
+A host may be the local machine, a test-bed host (a network namespace) or a remote host:
+
+- with no executor (or a local one), QEMU is started with :class:`subprocess.Popen` from this
+  process, which reaps it, with ``exec_prefix`` in front of every command run on the host, e.g.
+  ``["nsenter", "-t", PID, "-n", "-m", "-u", "--"]`` (see :func:`tune.testbed.vmnet.qemu_driver`);
+  QMP is a :class:`~tune.virt.qmp.QMPClient` on the unix socket;
+- with another executor (SSH), files are read and written with ``cat``, QEMU is started with
+  ``-daemonize`` (the command returns once QEMU is up), and each QMP command runs a small Python
+  helper on the host that talks to the socket (``python3`` is needed there; events are not kept).
 
 Networking: with ``bridge="br0"`` the driver creates one tap per VM (``tq`` + 8 hex digits),
 enslaves it to the bridge and removes it when the VM goes; ``DomainSpec.extra["tap"]`` names a
@@ -44,7 +48,7 @@ from typing import Any, Iterator, Optional, Sequence
 from ..errors import DomainNotFound, DriverError, MigrationError, UsageError
 from ..remote.base import Executor
 from .base import DomainInfo, DomainSpec, HostInfo, HypervisorDriver, MigrationReport
-from .qmp import QMPClient
+from .qmp import QMPClient, QMPError
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +143,234 @@ def _kill(pid: Optional[int], timeout: float = 5.0) -> None:
     _reap(pid)
 
 
+_QMP_HELPER = r"""
+import json, socket, sys, time
+path, timeout, connect_timeout = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + connect_timeout
+while True:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        break
+    except OSError as exc:
+        s.close()
+        if time.monotonic() > deadline:
+            sys.exit("cannot connect to QMP at %s: %s" % (path, exc))
+        time.sleep(0.02)
+f = s.makefile("rwb")
+def reply():
+    while True:
+        line = f.readline()
+        if not line:
+            sys.exit("QMP connection closed by QEMU")
+        msg = json.loads(line)
+        if "event" not in msg:
+            return msg
+try:
+    reply()
+    f.write(b'{"execute": "qmp_capabilities"}\n'); f.flush(); reply()
+    for line in sys.stdin:
+        f.write(line.encode()); f.flush()
+        sys.stdout.write(json.dumps(reply()) + "\n"); sys.stdout.flush()
+except socket.timeout:
+    sys.exit("QMP timeout after %gs on %s" % (timeout, path))
+"""
+
+
+class _HostAccess:
+    """The host's files and processes: this machine (and its namespaces), or over an executor."""
+
+    remote = False
+
+    def read(self, path: str) -> Optional[str]:
+        raise NotImplementedError
+
+    def write(self, path: str, text: str) -> None:
+        raise NotImplementedError
+
+    def remove(self, *paths: str) -> None:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def makedirs(self, path: str) -> None:
+        raise NotImplementedError
+
+    def list_json(self, directory: str) -> list[str]:
+        raise NotImplementedError
+
+    def proc_stat(self, pid: int) -> Optional[tuple[str, float]]:
+        raise NotImplementedError
+
+    def alive(self, pid: Optional[int]) -> bool:
+        if not pid:
+            return False
+        st = self.proc_stat(pid)
+        return st is not None and st[0] not in ("Z", "X")
+
+    def reap(self, pid: int, timeout: float = 0.0) -> None:
+        """Collect an exited child (local only); waits up to ``timeout``."""
+        if timeout:
+            time.sleep(min(timeout, 0.05))
+
+    def kill(self, pid: Optional[int], timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def cpus(self) -> int:
+        raise NotImplementedError
+
+
+class _LocalAccess(_HostAccess):
+    """This machine; QEMU is a child of this process (``exec_prefix`` enters a namespace host)."""
+
+    def read(self, path: str) -> Optional[str]:
+        try:
+            with open(path, errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    def write(self, path: str, text: str) -> None:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+
+    def remove(self, *paths: str) -> None:
+        for p in paths:
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def list_json(self, directory: str) -> list[str]:
+        return sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(directory, "*.json")))
+
+    def proc_stat(self, pid: int) -> Optional[tuple[str, float]]:
+        return _proc_stat(pid)
+
+    def reap(self, pid: int, timeout: float = 0.0) -> None:
+        _reap(pid, timeout)
+
+    def kill(self, pid: Optional[int], timeout: float = 5.0) -> None:
+        _kill(pid, timeout)
+
+    def cpus(self) -> int:
+        return os.cpu_count() or 1
+
+
+class _ExecAccess(_HostAccess):
+    """A host reached through an executor (SSH): files with ``cat``, QEMU with ``-daemonize``,
+    QMP through a small Python helper run on the host for each command."""
+
+    remote = True
+
+    def __init__(self, driver: "QemuDriver") -> None:
+        self.driver = driver
+        self._clk_tck: Optional[int] = None
+
+    def _run(self, argv: Sequence[str], **kw: Any) -> Any:
+        return self.driver._run(argv, **kw)
+
+    def read(self, path: str) -> Optional[str]:
+        r = self._run(["cat", path], check=False)
+        return r.stdout if r.exit_status == 0 else None
+
+    def write(self, path: str, text: str) -> None:
+        self._run(["sh", "-c", 'cat > "$1.tmp" && mv -f "$1.tmp" "$1"', "sh", path], input=text)
+
+    def remove(self, *paths: str) -> None:
+        if paths:
+            self._run(["rm", "-f", "--", *paths], check=False)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._run(["test", "-e", path], check=False).exit_status == 0)
+
+    def makedirs(self, path: str) -> None:
+        self._run(["mkdir", "-p", path])
+
+    def list_json(self, directory: str) -> list[str]:
+        r = self._run(["sh", "-c", 'cd "$1" 2>/dev/null && ls -1 | grep "\\.json$" || true', "sh", directory],
+                      check=False)
+        return sorted(line[:-5] for line in r.stdout.split() if line.endswith(".json"))
+
+    def proc_stat(self, pid: int) -> Optional[tuple[str, float]]:
+        text = self.read(f"/proc/{int(pid)}/stat")
+        if not text:
+            return None
+        if self._clk_tck is None:
+            r = self._run(["getconf", "CLK_TCK"], check=False)
+            out = r.stdout.strip() if r.exit_status == 0 else ""
+            self._clk_tck = int(out) if out.isdigit() else 100
+        try:
+            fields = text.rsplit(")", 1)[1].split()
+            return fields[0], (int(fields[11]) + int(fields[12])) / self._clk_tck
+        except (IndexError, ValueError):
+            return None
+
+    def kill(self, pid: Optional[int], timeout: float = 5.0) -> None:
+        if not pid:
+            return
+        self._run(["kill", "-9", str(int(pid))], check=False)
+        deadline = time.monotonic() + timeout
+        while self.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def cpus(self) -> int:
+        r = self._run(["nproc"], check=False)
+        return int(r.stdout.strip()) if r.exit_status == 0 and r.stdout.strip().isdigit() else 1
+
+
+class _ExecQMP:
+    """QMP through an executor: one helper process on the host per command (events are lost)."""
+
+    def __init__(self, driver: "QemuDriver", path: str, timeout: float, connect_timeout: float) -> None:
+        self.driver = driver
+        self.path = path
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+
+    def execute(self, command: str, arguments: Optional[dict[str, Any]] = None, *,
+                timeout: Optional[float] = None) -> Any:
+        limit = self.timeout if timeout is None else timeout
+        msg: dict[str, Any] = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        try:
+            r = self.driver._run(["python3", "-c", _QMP_HELPER, self.path, str(limit),
+                                  str(self.connect_timeout)], input=json.dumps(msg) + "\n", check=False,
+                                 timeout=limit + self.connect_timeout + 15)
+        except Exception as exc:  # noqa: BLE001 - executor failures are driver failures here
+            raise DriverError(f"QMP {command} on {self.path}: {exc}", host=self.driver.host) from exc
+        if r.exit_status != 0 or not r.stdout.strip():
+            raise DriverError(f"QMP {command} on {self.path}: {(r.stderr or '').strip()[-300:]}",
+                              host=self.driver.host)
+        reply = json.loads(r.stdout.strip().splitlines()[-1])
+        if "error" in reply:
+            raise QMPError(command, reply["error"], host=self.driver.host)
+        return reply.get("return")
+
+    def cmd(self, command: str, **arguments: Any) -> Any:
+        return self.execute(command, arguments or None)
+
+    def close(self) -> None:
+        """Nothing held between commands."""
+
+    def __enter__(self) -> "_ExecQMP":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class QemuDriver(HypervisorDriver):
     """QEMU VMs on one host (local, or a namespace host through ``exec_prefix``).
 
@@ -147,9 +379,8 @@ class QemuDriver(HypervisorDriver):
     host:
         the host's name (labels, default run dir).
     executor:
-        runs the small commands on the host (``ip tuntap`` ...); a
-        :class:`~tune.remote.local.LocalExecutor` by default.  Only local executors are
-        supported: QEMU itself is started from this process.
+        how the host is reached; a :class:`~tune.remote.local.LocalExecutor` by default (QEMU
+        is then a child of this process); an SSH executor drives a remote host.
     run_dir:
         where sockets, pid files and logs live (default ``/tmp/tune-qemu/HOST``).
     exec_prefix:
@@ -180,11 +411,10 @@ class QemuDriver(HypervisorDriver):
         if executor is None:
             from ..remote.local import LocalExecutor
             executor = LocalExecutor(host)
-        if getattr(executor, "protocol", "") not in ("local", ""):
-            raise UsageError(f"the qemu driver needs a local executor (got {executor!r}): it starts "
-                             "QEMU itself and talks QMP over a unix socket", host=host)
         self.executor = executor
-        self.run_dir = os.path.abspath(run_dir or os.path.join("/tmp/tune-qemu", host))
+        self.run_dir = os.path.normpath(run_dir or os.path.join("/tmp/tune-qemu", host))
+        if not os.path.isabs(self.run_dir):
+            self.run_dir = os.path.abspath(self.run_dir)
         self.exec_prefix = list(netns_argv_prefix if netns_argv_prefix is not None else exec_prefix)
         self.bridge = bridge
         self.migration_address = migration_address
@@ -197,44 +427,46 @@ class QemuDriver(HypervisorDriver):
         self.machine = machine
         self._cpu_samples: dict[int, tuple[float, float]] = {}
         #: QMP connections held by migrations in progress (QEMU serves one client at a time)
-        self._busy: dict[str, QMPClient] = {}
-        os.makedirs(self.run_dir, exist_ok=True)
+        self._busy: dict[str, Any] = {}
+        self._access: _HostAccess = (_LocalAccess() if getattr(executor, "protocol", "") in ("local", "")
+                                     else _ExecAccess(self))
+        self._access.makedirs(self.run_dir)
 
     # --- files ------------------------------------------------------------------------------
     def _path(self, name: str, ext: str) -> str:
         return os.path.join(self.run_dir, f"{name}.{ext}")
 
     def _meta(self, name: str) -> dict[str, Any]:
+        text = self._access.read(self._path(name, "json"))
+        if text is None:
+            raise DomainNotFound(f"no domain {name!r}", host=self.host)
         try:
-            with open(self._path(name, "json")) as fh:
-                meta: dict[str, Any] = json.load(fh)
-                return meta
-        except FileNotFoundError:
-            raise DomainNotFound(f"no domain {name!r}", host=self.host) from None
+            meta: dict[str, Any] = json.loads(text)
+            return meta
         except ValueError as exc:
             raise DriverError(f"corrupt {self._path(name, 'json')}: {exc}", host=self.host) from exc
 
     def _write_meta(self, name: str, meta: dict[str, Any]) -> None:
-        tmp = self._path(name, "json.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(meta, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self._path(name, "json"))
+        self._access.write(self._path(name, "json"), json.dumps(meta, indent=1, sort_keys=True))
 
     def _pid(self, name: str) -> Optional[int]:
+        text = self._access.read(self._path(name, "pid"))
         try:
-            with open(self._path(name, "pid")) as fh:
-                return int(fh.read().strip() or 0) or None
-        except (OSError, ValueError):
+            return int((text or "").strip() or 0) or None
+        except ValueError:
             return None
 
     def _names(self) -> list[str]:
-        return sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(self.run_dir, "*.json")))
+        return self._access.list_json(self.run_dir)
 
     def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0,
              input: Optional[str] = None) -> Any:
         return self.executor.run([*self.exec_prefix, *argv], check=check, timeout=timeout, input=input)
 
-    def _qmp(self, name: str, timeout: Optional[float] = None, connect_timeout: float = 5.0) -> QMPClient:
+    def _qmp(self, name: str, timeout: Optional[float] = None, connect_timeout: float = 5.0) -> Any:
+        """A QMP connection to ``name`` (a :class:`QMPClient`, or per-command over the executor)."""
+        if self._access.remote:
+            return _ExecQMP(self, self._path(name, "qmp"), timeout or self.qmp_timeout, connect_timeout)
         return QMPClient(self._path(name, "qmp"), timeout=timeout or self.qmp_timeout,
                          connect_timeout=connect_timeout, host=self.host)
 
@@ -296,17 +528,15 @@ class QemuDriver(HypervisorDriver):
     def _start(self, meta: dict[str, Any], *, incoming: bool = False) -> int:
         """Start QEMU for ``meta``; return its pid once QMP answers."""
         name = meta["name"]
-        for ext in ("qmp", "pid", "serial"):
-            try:
-                os.unlink(self._path(name, ext))
-            except FileNotFoundError:
-                pass
+        self._access.remove(*(self._path(name, ext) for ext in ("qmp", "pid", "serial")))
         net_args = self._setup_net(meta)
         argv = self._argv(meta, net_args, incoming)
         meta["argv"] = argv
         self._write_meta(name, meta)
         log.info("%s: starting %s%s", self.host, name, " (incoming)" if incoming else "")
         log.debug("%s: %s", self.host, " ".join(argv))
+        if self._access.remote:
+            return self._start_daemon(meta, argv)
         with open(self._path(name, "log"), "wb") as logf:
             try:
                 proc = subprocess.Popen([*self.exec_prefix, *argv], stdin=subprocess.DEVNULL,
@@ -341,12 +571,27 @@ class QemuDriver(HypervisorDriver):
         self._write_meta(name, meta)
         return pid
 
-    def _log_tail(self, name: str) -> str:
+    def _start_daemon(self, meta: dict[str, Any], argv: list[str]) -> int:
+        """Start QEMU on a host reached through the executor: ``-daemonize`` returns once it is up."""
+        name = meta["name"]
         try:
-            with open(self._path(name, "log"), errors="replace") as fh:
-                return fh.read()[-500:].strip()
-        except OSError:
-            return ""
+            r = self._run([*argv, "-daemonize"], check=False, timeout=60)
+            if r.exit_status != 0:
+                raise DriverError(f"QEMU for {name} failed ({r.exit_status}): {r.stderr.strip()[-500:]}",
+                                  host=self.host)
+            pid = self._pid(name)
+            if not pid:
+                raise DriverError(f"QEMU for {name} wrote no pid file", host=self.host)
+        except BaseException:
+            self._access.kill(self._pid(name))
+            self._cleanup(name, meta)
+            raise
+        meta["pid"] = pid
+        self._write_meta(name, meta)
+        return pid
+
+    def _log_tail(self, name: str) -> str:
+        return (self._access.read(self._path(name, "log")) or "")[-500:].strip()
 
     def _cleanup(self, name: str, meta: Optional[dict[str, Any]] = None) -> None:
         if meta is None:
@@ -355,27 +600,24 @@ class QemuDriver(HypervisorDriver):
             except DriverError:
                 meta = {}
         self._teardown_net(meta)
-        for ext in ("qmp", "pid", "json"):
-            try:
-                os.unlink(self._path(name, ext))
-            except FileNotFoundError:
-                pass
+        self._access.remove(*(self._path(name, ext) for ext in ("qmp", "pid", "json")))
 
     def _stop(self, name: str, pid: Optional[int], quit_timeout: float = 3.0) -> None:
         """``quit`` over QMP, SIGKILL if that does not end it; reap."""
-        if _alive(pid):
+        acc = self._access
+        if acc.alive(pid):
             try:
                 with self._qmp(name, timeout=2, connect_timeout=1) as q:
                     q.execute("quit")
             except DriverError:
                 pass
             deadline = time.monotonic() + quit_timeout
-            while _alive(pid) and time.monotonic() < deadline:
-                _reap(pid or 0, 0.05)
-            if _alive(pid):
-                _kill(pid)
+            while acc.alive(pid) and time.monotonic() < deadline:
+                acc.reap(pid or 0, 0.05)
+            if acc.alive(pid):
+                acc.kill(pid)
         if pid:
-            _reap(pid, 1.0)
+            acc.reap(pid, 1.0)
 
     # --- the driver interface ---------------------------------------------------------------
     def create(self, spec: DomainSpec) -> DomainInfo:
@@ -383,12 +625,12 @@ class QemuDriver(HypervisorDriver):
             raise UsageError(f"bad VM name {spec.name!r} (letters, digits, _ . -)", host=self.host)
         if spec.memory_mb < 16 or spec.vcpus < 1:
             raise UsageError(f"{spec.name}: memory_mb >= 16 and vcpus >= 1 needed", host=self.host)
-        if os.path.exists(self._path(spec.name, "json")):
-            if _alive(self._pid(spec.name)):
+        if self._access.exists(self._path(spec.name, "json")):
+            if self._access.alive(self._pid(spec.name)):
                 raise DriverError(f"domain {spec.name!r} already exists", host=self.host)
             self._cleanup(spec.name)
         for label, path in (("kernel", spec.kernel), ("initrd", spec.initrd)):
-            if path and not os.path.exists(path):
+            if path and not self._access.exists(path):
                 raise UsageError(f"{spec.name}: {label} {path} not found", host=self.host)
         if not spec.kernel and not spec.extra.get("qemu_args"):
             raise UsageError(f"{spec.name}: a kernel (or extra['qemu_args']) is needed", host=self.host)
@@ -427,10 +669,10 @@ class QemuDriver(HypervisorDriver):
             except DriverError:
                 continue
             pid = self._pid(name) or meta.get("pid")
-            if not _alive(pid):
+            if not self._access.alive(pid):
                 log.info("%s: %s is gone (QEMU pid %s); cleaning up", self.host, name, pid)
                 if pid:
-                    _reap(pid, 0.1)
+                    self._access.reap(pid, 0.1)
                 self._cleanup(name, meta)
                 continue
             yield name, meta, int(pid or 0)
@@ -446,13 +688,13 @@ class QemuDriver(HypervisorDriver):
         for _, _, pid in live:
             prev = self._cpu_samples.get(pid)
             if prev is None or not 0.05 <= now - prev[0] <= 300:
-                st = _proc_stat(pid)
+                st = self._access.proc_stat(pid)
                 first[pid] = (time.monotonic(), st[1]) if st else None
         if first:
             time.sleep(self.cpu_interval)
         out = []
         for name, meta, pid in live:
-            st = _proc_stat(pid)
+            st = self._access.proc_stat(pid)
             t = time.monotonic()
             prev = first.get(pid) or self._cpu_samples.get(pid)
             cpu = None
@@ -471,7 +713,7 @@ class QemuDriver(HypervisorDriver):
     def _require(self, name: str) -> tuple[dict[str, Any], int]:
         meta = self._meta(name)
         pid = self._pid(name) or meta.get("pid")
-        if not _alive(pid):
+        if not self._access.alive(pid):
             self._cleanup(name, meta)
             raise DomainNotFound(f"no domain {name!r} (QEMU exited)", host=self.host)
         return meta, int(pid or 0)
@@ -484,9 +726,9 @@ class QemuDriver(HypervisorDriver):
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid, 0.1)
-        if _alive(pid):
+        while self._access.alive(pid) and time.monotonic() < deadline:
+            self._access.reap(pid, 0.1)
+        if self._access.alive(pid):
             log.info("%s: %s ignored the power button for %gs; quitting QEMU", self.host, name, timeout)
         self._stop(name, pid)
         self._cleanup(name, meta)
@@ -500,23 +742,19 @@ class QemuDriver(HypervisorDriver):
 
     def info(self) -> HostInfo:
         mem_total = mem_free = 0
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                key, _, rest = line.partition(":")
-                if key == "MemTotal":
-                    mem_total = int(rest.split()[0]) // 1024
-                elif key == "MemAvailable":
-                    mem_free = int(rest.split()[0]) // 1024
+        for line in (self._access.read("/proc/meminfo") or "").splitlines():
+            key, _, rest = line.partition(":")
+            if key == "MemTotal":
+                mem_total = int(rest.split()[0]) // 1024
+            elif key == "MemAvailable":
+                mem_free = int(rest.split()[0]) // 1024
+        # QEMU allocates guest RAM lazily: count every VM's full memory as taken
         used = sum(int(self._meta(n)["memory_mb"]) for n in self._names())
-        return HostInfo(self.host, os.cpu_count() or 1, mem_total, max(0, mem_free - used))
+        return HostInfo(self.host, self._access.cpus(), mem_total, max(0, mem_free - used))
 
     def serial_output(self, name: str) -> str:
         """What the guest wrote on its serial console so far."""
-        try:
-            with open(self._path(name, "serial"), errors="replace") as fh:
-                return fh.read()
-        except FileNotFoundError:
-            return ""
+        return self._access.read(self._path(name, "serial")) or ""
 
     def wait_console(self, name: str, text: str, timeout: float = 60.0) -> float:
         """Wait until ``text`` appears on the guest console (e.g. ``GUEST-UP``); return the wait."""
@@ -537,7 +775,7 @@ class QemuDriver(HypervisorDriver):
             return self._set_params(q, max_bandwidth_mib, downtime_limit_ms)
 
     @staticmethod
-    def _set_params(q: QMPClient, bw: Optional[float], downtime: Optional[int]) -> dict[str, Any]:
+    def _set_params(q: Any, bw: Optional[float], downtime: Optional[int]) -> dict[str, Any]:
         params: dict[str, Any] = {}
         if bw is not None:
             params["max-bandwidth"] = int(bw * 2 ** 20)
@@ -562,7 +800,8 @@ class QemuDriver(HypervisorDriver):
             raise UsageError(f"source and destination share the run directory {self.run_dir}",
                              host=self.host)
         meta, src_pid = self._require(name)
-        if os.path.exists(destination._path(name, "json")) and _alive(destination._pid(name)):
+        if destination._access.exists(destination._path(name, "json")) and \
+                destination._access.alive(destination._pid(name)):
             raise MigrationError(f"{name} already exists on {destination.host}", host=self.host,
                                  report=self._report(name, destination, "failed", t_call, started_at,
                                                      message="exists on destination"))
@@ -572,7 +811,7 @@ class QemuDriver(HypervisorDriver):
         dmeta["migrated_from"] = self.host
         dst_pid: Optional[int] = None
         uri = ""
-        src_q: Optional[QMPClient] = None
+        src_q: Any = None
         last: dict[str, Any] = {}
         t_migrate: Optional[float] = None
         try:
@@ -625,7 +864,7 @@ class QemuDriver(HypervisorDriver):
             end = time.monotonic() + 10
             dst_status = ""
             while time.monotonic() < end:
-                if not _alive(dst_pid):
+                if not destination._access.alive(dst_pid):
                     dst_status = "dead"
                     break
                 try:
@@ -670,13 +909,13 @@ class QemuDriver(HypervisorDriver):
     def _incoming_ready(self, name: str, pid: int, uri: str) -> None:
         """Called on the destination once it listens on ``uri``: a hook for fault injection."""
 
-    def _recover(self, name: str, src_q: Optional[QMPClient], destination: "QemuDriver",
+    def _recover(self, name: str, src_q: Any, destination: "QemuDriver",
                  dst_pid: Optional[int]) -> None:
         """After a failed migration: kill the half-started destination, keep the source running."""
         if dst_pid:
-            _kill(dst_pid)
+            destination._access.kill(dst_pid)
         try:
-            destination._cleanup(name, destination._meta(name) if os.path.exists(
+            destination._cleanup(name, destination._meta(name) if destination._access.exists(
                 destination._path(name, "json")) else {"own_tap": destination._tap_name(name)
                                                        if destination.bridge else None})
         except DriverError:
