@@ -8,7 +8,7 @@ CLI can print one clear line and choose the exit code without a traceback.  Exit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 
