@@ -107,3 +107,16 @@ def test_any_text_only_raises_expression_errors(text):
     except ExpressionError:
         return
     assert parse_actions("; ".join(unparse_action(a) for a in acts)) == acts
+
+
+@settings(max_examples=200, deadline=1000)
+@given(st.lists(actions(), min_size=1, max_size=3), st.data())
+def test_mutated_actions_only_raise_expression_errors(acts, data):
+    from strategies import mutated
+    text = "; ".join(unparse_action(a) for a in acts)
+    raw = data.draw(mutated(text.encode(), xml=False)).decode("utf-8", "replace")
+    try:
+        parsed = parse_actions(raw)
+    except ExpressionError:
+        return
+    assert parse_actions("; ".join(unparse_action(a) for a in parsed)) == parsed

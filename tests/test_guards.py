@@ -127,3 +127,15 @@ def test_any_text_only_raises_expression_errors(text):
     except ExpressionError:
         return
     assert parse_guard(str(g)) == g
+
+
+@settings(max_examples=200, deadline=1000)
+@given(guards(), st.data())
+def test_mutated_guards_only_raise_expression_errors(g, data):
+    from strategies import mutated
+    text = data.draw(mutated(str(g).encode(), xml=False)).decode("utf-8", "replace")
+    try:
+        parsed = parse_guard(text)
+    except ExpressionError:
+        return
+    assert parse_guard(str(parsed)) == parsed

@@ -272,3 +272,14 @@ def test_mutations_only_raise_tune_errors(data):
         parse_wdl("m.wdl", data.draw(mutated(VM)))
     except TuneError as exc:
         assert exc.file == "m.wdl"
+
+
+@settings(max_examples=200, deadline=1000)
+@given(expressions(), st.data())
+def test_mutated_expressions_only_raise_expression_errors(expr, data):
+    raw = data.draw(mutated(unparse(expr).encode() or b"$", xml=False)).decode("utf-8", "replace")
+    try:
+        parsed = parse_expression(raw)
+    except ExpressionError:
+        return
+    assert parse_expression(unparse(parsed)) == parsed
