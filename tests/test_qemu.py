@@ -269,8 +269,9 @@ def test_over_ssh_create_migrate_destroy(vmbed: VMBed, tmp_path):  # noqa: F811
         host = bed.host(h)
         ex = SSHExecutor(host.address, key_filename=bed.key_path, known_hosts=str(tmp_path / "known_hosts"),
                          connect_timeout=3, retries=1)
-        drivers.append(QemuDriver(h, executor=ex, run_dir=f"/tmp/tune-qemu-ssh/{h}", bridge="br0",
-                                  migration_address=host.address))
+        # as the manager builds it: executor and run_dir; migrations arrive on the SSH address
+        drivers.append(QemuDriver(h, executor=ex, run_dir=f"/tmp/tune-qemu-ssh/{h}", bridge="br0"))
+        assert drivers[-1].migration_address == host.address
     s1, s2 = drivers
     ip = vmbed.ip(4)
     try:

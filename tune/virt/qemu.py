@@ -388,7 +388,8 @@ class QemuDriver(HypervisorDriver):
     bridge:
         bridge to attach a per-VM tap to (``None``: user-mode network unless the spec names a tap).
     migration_address:
-        the address this host receives migrations on (``-incoming tcp:ADDR:0``).
+        the address this host receives migrations on (``-incoming tcp:ADDR:0``); by default
+        the executor's host for a remote executor, ``127.0.0.1`` locally.
     accel:
         ``tcg`` (default; no KVM here) or ``kvm``.
     max_bandwidth_mib, downtime_limit_ms:
@@ -403,7 +404,7 @@ class QemuDriver(HypervisorDriver):
     def __init__(self, host: str = "localhost", *, executor: Optional[Executor] = None,
                  run_dir: Optional[str] = None, exec_prefix: Sequence[str] = (),
                  netns_argv_prefix: Optional[Sequence[str]] = None,
-                 bridge: Optional[str] = None, migration_address: str = "127.0.0.1",
+                 bridge: Optional[str] = None, migration_address: Optional[str] = None,
                  accel: str = "tcg", qemu_binary: str = "qemu-system-x86_64",
                  max_bandwidth_mib: Optional[float] = None, downtime_limit_ms: Optional[int] = None,
                  cpu_interval: float = 0.5, qmp_timeout: float = 30.0, machine: str = "pc") -> None:
@@ -417,7 +418,9 @@ class QemuDriver(HypervisorDriver):
             self.run_dir = os.path.abspath(self.run_dir)
         self.exec_prefix = list(netns_argv_prefix if netns_argv_prefix is not None else exec_prefix)
         self.bridge = bridge
-        self.migration_address = migration_address
+        remote = getattr(executor, "protocol", "") not in ("local", "")
+        #: where this host receives migrations: the address we reach it at, or loopback
+        self.migration_address = migration_address or (executor.host if remote else "127.0.0.1")
         self.accel = accel
         self.qemu_binary = qemu_binary
         self.max_bandwidth_mib = max_bandwidth_mib
