@@ -498,6 +498,12 @@ class Manager:
         return event
 
     def _on_event(self, event: Event) -> None:
+        if event.name == "stop" and event.source.startswith("pipe:"):
+            # a program on a node may not stop the manager (nor run the stop diagram)
+            self.bus.count("rejected")
+            log.error("event %s from %s: nodes may not stop the application (ignored)", event, event.source)
+            self.notify("event.rejected", event=str(event), error="stop is not accepted from a node pipe")
+            return
         if event.name == "stop":
             self.bus.count("handled")
             self.request_stop()
