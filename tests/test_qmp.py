@@ -175,3 +175,28 @@ def test_driver_through_a_non_local_executor(tmp_path):
     except ChildProcessError:
         pass
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_stale_files_with_a_recycled_pid_are_not_a_vm(tmp_path):
+    """A pid file naming some other process (pid reused after QEMU died): the VM is gone, and
+    nobody kills the innocent process."""
+    from tune.errors import DomainNotFound
+    from tune.virt.qemu import QemuDriver
+
+    run = tmp_path / "run"
+    d = QemuDriver("hy", run_dir=str(run))
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        (run / "ghost.json").write_text('{"name": "ghost", "memory_mb": 64, "vcpus": 1}')
+        (run / "ghost.pid").write_text(f"{bystander.pid}\n")
+        with pytest.raises(DomainNotFound):
+            d.shutdown("ghost")
+        (run / "ghost.json").write_text('{"name": "ghost", "memory_mb": 64, "vcpus": 1}')
+        (run / "ghost.pid").write_text(f"{bystander.pid}\n")
+        d.destroy("ghost")
+        (run / "ghost.json").write_text('{"name": "ghost", "memory_mb": 64, "vcpus": 1}')
+        assert d.names() == [] and not (run / "ghost.json").exists()
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

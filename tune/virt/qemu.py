@@ -462,6 +462,13 @@ class QemuDriver(HypervisorDriver):
     def _names(self) -> list[str]:
         return self._access.list_json(self.run_dir)
 
+    def _vm_alive(self, name: str, pid: Optional[int]) -> bool:
+        """Is ``pid`` alive and still the QEMU of ``name`` (not a recycled pid)?"""
+        if not pid or not self._access.alive(pid):
+            return False
+        cmdline = self._access.read(f"/proc/{int(pid)}/cmdline")
+        return cmdline is not None and self._path(name, "qmp") in cmdline.replace("\0", " ")
+
     def _run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0,
              input: Optional[str] = None) -> Any:
         return self.executor.run([*self.exec_prefix, *argv], check=check, timeout=timeout, input=input)
@@ -608,16 +615,16 @@ class QemuDriver(HypervisorDriver):
     def _stop(self, name: str, pid: Optional[int], quit_timeout: float = 3.0) -> None:
         """``quit`` over QMP, SIGKILL if that does not end it; reap."""
         acc = self._access
-        if acc.alive(pid):
+        if self._vm_alive(name, pid):
             try:
                 with self._qmp(name, timeout=2, connect_timeout=1) as q:
                     q.execute("quit")
             except DriverError:
                 pass
             deadline = time.monotonic() + quit_timeout
-            while acc.alive(pid) and time.monotonic() < deadline:
+            while self._vm_alive(name, pid) and time.monotonic() < deadline:
                 acc.reap(pid or 0, 0.05)
-            if acc.alive(pid):
+            if self._vm_alive(name, pid):
                 acc.kill(pid)
         if pid:
             acc.reap(pid, 1.0)
@@ -629,7 +636,7 @@ class QemuDriver(HypervisorDriver):
         if spec.memory_mb < 16 or spec.vcpus < 1:
             raise UsageError(f"{spec.name}: memory_mb >= 16 and vcpus >= 1 needed", host=self.host)
         if self._access.exists(self._path(spec.name, "json")):
-            if self._access.alive(self._pid(spec.name)):
+            if self._vm_alive(spec.name, self._pid(spec.name)):
                 raise DriverError(f"domain {spec.name!r} already exists", host=self.host)
             self._cleanup(spec.name)
         for label, path in (("kernel", spec.kernel), ("initrd", spec.initrd)):
@@ -672,7 +679,7 @@ class QemuDriver(HypervisorDriver):
             except DriverError:
                 continue
             pid = self._pid(name) or meta.get("pid")
-            if not self._access.alive(pid):
+            if not self._vm_alive(name, pid):
                 log.info("%s: %s is gone (QEMU pid %s); cleaning up", self.host, name, pid)
                 if pid:
                     self._access.reap(pid, 0.1)
@@ -716,7 +723,7 @@ class QemuDriver(HypervisorDriver):
     def _require(self, name: str) -> tuple[dict[str, Any], int]:
         meta = self._meta(name)
         pid = self._pid(name) or meta.get("pid")
-        if not self._access.alive(pid):
+        if not self._vm_alive(name, pid):
             self._cleanup(name, meta)
             raise DomainNotFound(f"no domain {name!r} (QEMU exited)", host=self.host)
         return meta, int(pid or 0)
@@ -729,9 +736,9 @@ class QemuDriver(HypervisorDriver):
         if not wait:
             return
         deadline = time.monotonic() + timeout
-        while self._access.alive(pid) and time.monotonic() < deadline:
+        while self._vm_alive(name, pid) and time.monotonic() < deadline:
             self._access.reap(pid, 0.1)
-        if self._access.alive(pid):
+        if self._vm_alive(name, pid):
             log.info("%s: %s ignored the power button for %gs; quitting QEMU", self.host, name, timeout)
         self._stop(name, pid)
         self._cleanup(name, meta)
@@ -804,7 +811,7 @@ class QemuDriver(HypervisorDriver):
                              host=self.host)
         meta, src_pid = self._require(name)
         if destination._access.exists(destination._path(name, "json")) and \
-                destination._access.alive(destination._pid(name)):
+                destination._vm_alive(name, destination._pid(name)):
             raise MigrationError(f"{name} already exists on {destination.host}", host=self.host,
                                  report=self._report(name, destination, "failed", t_call, started_at,
                                                      message="exists on destination"))
