@@ -90,3 +90,8 @@ def test_stream_report_finds_gaps_and_repeats():
     assert not r.continuous
     c._lines = [(0.0, 7), (0.01, 8)]
     assert c.report().continuous
+
+
+def test_module_entry_point(guest: Guest, capsys):  # noqa: F811
+    assert guest_mod.main([os.path.dirname(guest.kernel)]) == 0
+    assert capsys.readouterr().out.split() == ["kernel", guest.kernel, "initrd", guest.initrd]

@@ -405,3 +405,20 @@ class StreamClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m tune.testbed.guest [OUT_DIR]``: build (or find) the guest, print its paths."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        g = build_guest(args[0] if args else DEFAULT_DIR)
+    except GuestBuildError as exc:
+        print(f"guest: {exc}", file=sys.stderr)
+        return 1
+    print(f"kernel {g.kernel}\ninitrd {g.initrd}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
