@@ -198,6 +198,17 @@ def test_destination_dead_before_migration(vmbed: VMBed, vm: str):  # noqa: F811
     _assert_still_on_source(vmbed, vm)
 
 
+def test_destination_that_cannot_start(vmbed: VMBed, vm: str):  # noqa: F811
+    """A destination whose QEMU cannot even start (its bridge does not exist)."""
+    d2 = vmbed.d2
+    broken = QemuDriver("h2", run_dir=d2.run_dir, exec_prefix=d2.exec_prefix, bridge="nosuchbr0",
+                        migration_address=d2.migration_address)
+    with pytest.raises(MigrationError, match="cannot prepare") as info:
+        vmbed.d1.migrate("vm1", broken)
+    assert info.value.report.status == "failed" and info.value.report.prepare_time is None
+    _assert_still_on_source(vmbed, vm)
+
+
 def test_destination_killed_during_migration(vmbed: VMBed, vm: str):  # noqa: F811
     d1, d2 = vmbed.d1, vmbed.d2
     control(vm, "dirty 16")   # 16 MiB rewritten continuously at 4 MiB/s: several seconds
