@@ -56,17 +56,43 @@ def test_live_deployment_until_undeployed(tmp_path):
     assert j.live_deployment().seq == d2
 
 
-def test_snapshot_only_when_the_sr_changed(tmp_path):
-    j = Journal.open(str(tmp_path))
+def test_snapshots_with_structural_records_and_at_most_every_interval(tmp_path):
+    j = Journal.open(str(tmp_path), snapshot_interval=3600)
     sr = SystemRepresentation("app")
     sr.add_instance(Component("A1", "A", {"pw": "s3cret", "x": "1"}, secret=frozenset({"pw"})))
-    j.write("a", sr=sr)
-    j.write("b", sr=sr)
+    j.write("call.intent", sr=sr)       # the first write snapshots (the interval has passed)
     sr.set_attribute("A1", "x", "2")
-    j.write("c", sr=sr)
-    assert j.db.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0] == 2
-    snap = j.snapshot()
-    assert snap["instances"][0]["attributes"] == {"pw": "***", "x": "2"}   # secrets redacted
+    j.write("assign", sr=sr)            # changed, but not structural and within the interval: no snapshot
+    j.write("relocate", sr=sr)          # structural: snapshot
+    j.write("relocate", sr=sr)          # structural, unchanged: no snapshot
+    assert [r for (r,) in j.db.execute("SELECT record FROM snapshots ORDER BY record")] == [1, 3]
+    seq, snap = j.last_snapshot()
+    assert seq == 3 and snap["instances"][0]["attributes"] == {"pw": "***", "x": "2"}   # secrets redacted
+
+
+def test_replay_applies_lifecycle_and_assignments_written_after_the_snapshot(tmp_path):
+    from tune.components import Lifecycle
+    from tune.manager.journal import replay
+    j = Journal.open(str(tmp_path), snapshot_interval=3600)
+    sr = SystemRepresentation("app")
+    for name in ("A1", "A2", "A3"):
+        sr.add_instance(Component(name, "A", {"x": "1", "pw": "p"}, secret=frozenset({"pw"})))
+    j.write("deploy.end", sr=sr)
+    seq = j.write("call.intent", {"instance": "A1", "method": "start"})
+    j.write("call.done", {"instance": "A1", "method": "start"}, ref=seq)
+    j.write("call.intent", {"instance": "A2", "method": "start"})
+    seq = j.write("call.intent", {"instance": "A3", "method": "start"})
+    j.write("call.failed", {"instance": "A3", "method": "start", "error": "boom"}, ref=seq)
+    j.write("assign", {"instance": "A1", "attribute": "x", "value": "9"})
+    j.write("assign", {"instance": "A1", "attribute": "pw", "value": "***"})
+    j.write("call.intent", {"instance": "Gone", "method": "start"})
+    first, snap = j.last_snapshot()
+    again = SystemRepresentation.from_dict(snap)
+    assert replay(again, j.records(first + 1)) == 6
+    states = {c.srname: (c.state, c.error) for c in again.instances()}
+    assert states == {"A1": (Lifecycle.STARTED, None), "A2": (Lifecycle.STARTING, None),
+                      "A3": (Lifecycle.FAILED, "boom")}
+    assert again.instance("A1").attributes["x"] == "9" and again.instance("A1").attributes["pw"] == "***"
 
 
 def test_bad_synchronous_setting(tmp_path):

@@ -10,9 +10,14 @@ One SQLite database in WAL mode, ``STATE_DIR/journal.sqlite`` (mode 0600), holds
   ``migrate.done``/``migrate.failed``, ``deploy.end``, ``undeploy.end``, ``recovery.end``)
   names its intent in ``ref``.  Facts without an outcome: ``create.placed`` (the instances a
   Comp++ added to the SR, before they are deployed), ``relocate``, ``manager.start``.
-* ``snapshots``: the System Representation (secrets redacted) written in the same transaction
-  as any record written after it changed, so the journal's last snapshot is never older than
-  its last record.
+* ``snapshots``: the System Representation (secrets redacted), written in the same transaction
+  as a record that changes its structure (:data:`SNAPSHOT_KINDS`: deployment, Comp++ / Comp--,
+  relocations, migrations, the end of a run), and otherwise at most every
+  ``snapshot_interval`` seconds when it changed.  Between snapshots the records themselves are
+  the SR-change log: lifecycle changes (``call.intent`` / ``call.done`` / ``call.failed`` of
+  ``start`` and ``stop``) and attribute assignments (``assign``) are replayed over the last
+  snapshot by :func:`replay`.  (A snapshot costs a serialisation of the whole SR: 0.5 ms for
+  10 instances, 40 ms for 1000; a record alone costs well under 0.1 ms.)
 
 An intent without its outcome is what a crash interrupted; :mod:`tune.manager.recovery` reads
 them back.  A *deployment* (the records since the last ``deploy.begin``) is live until its
@@ -57,6 +62,13 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "recovery.begin": ("recovery.end",),
 }
 CLOSING = {k for kinds in OUTCOMES.values() for k in kinds}
+
+#: records written together with a snapshot of the SR (when it changed)
+SNAPSHOT_KINDS = frozenset({"deploy.begin", "deploy.end", "create.placed", "create.done", "create.failed",
+                            "remove.done", "remove.failed", "relocate", "migrate.done", "migrate.failed",
+                            "run.end", "undeploy.end", "resume", "recovery.end"})
+#: methods whose call records move an instance through its lifecycle (as the runner does)
+LIFECYCLE_METHODS = {"start": ("starting", "started"), "stop": ("stopping", "stopped")}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -147,7 +159,7 @@ def _private(path: str) -> None:
 class Journal:
     """The write-ahead journal of one manager (thread-safe)."""
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", snapshot_interval: float = 1.0) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise JournalError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
@@ -162,6 +174,8 @@ class Journal:
             raise JournalError(f"cannot open the journal {path}: {exc}") from exc
         _private(path)
         self._snap_version: Optional[int] = None
+        self._snap_time = float("-inf")
+        self.snapshot_interval = snapshot_interval
         self._runs: dict[int, int] = {}  # DiagramRun.id -> seq of its run.begin
         self.closed = False
 
@@ -185,7 +199,9 @@ class Journal:
             if self.closed:
                 return 0
             snap = None
-            if sr is not None and (force_snapshot or sr.version != self._snap_version):
+            now = time.monotonic()
+            if sr is not None and (force_snapshot or (sr.version != self._snap_version and (
+                    kind in SNAPSHOT_KINDS or now - self._snap_time >= self.snapshot_interval))):
                 with sr.lock:
                     snap = (sr.version, sr.to_json(redact=True))
             try:
@@ -204,7 +220,7 @@ class Journal:
                     pass
                 raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
             if snap is not None:
-                self._snap_version = snap[0]
+                self._snap_version, self._snap_time = snap[0], now
                 if seq % 200 == 0:  # keep the last snapshots only
                     self.db.execute("DELETE FROM snapshots WHERE record < ?", (seq - 2000,))
             if seq <= 2:
@@ -241,9 +257,14 @@ class Journal:
 
     def snapshot(self) -> Optional[dict[str, Any]]:
         """The last System Representation written (redacted), or None."""
+        found = self.last_snapshot()
+        return None if found is None else found[1]
+
+    def last_snapshot(self) -> Optional[tuple[int, dict[str, Any]]]:
+        """(seq of the record it was written with, the SR as a dict), or None."""
         with self.lock:
-            r = self.db.execute("SELECT data FROM snapshots ORDER BY record DESC LIMIT 1").fetchone()
-        return None if r is None else dict(json.loads(r[0]))
+            r = self.db.execute("SELECT record, data FROM snapshots ORDER BY record DESC LIMIT 1").fetchone()
+        return None if r is None else (int(r[0]), dict(json.loads(r[1])))
 
     def live_deployment(self) -> Optional[Record]:
         """The ``deploy.begin`` of a deployment that was never undeployed, or None."""
@@ -260,5 +281,40 @@ class Journal:
         return [r for r in recs if r.kind in OUTCOMES and r.seq not in closed]
 
 
-__all__ = ["CLOSING", "JOURNAL_NAME", "Journal", "JournalError", "OUTCOMES", "Record", "configure_crash",
+def replay(sr: Any, records: Iterable[Record]) -> int:
+    """Apply the SR changes ``records`` log (written after the snapshot ``sr`` was read from).
+
+    Lifecycle changes of ``start`` / ``stop`` calls and ``assign`` records; idempotent (a
+    snapshot may already hold the effect of a record written just after it).  Returns how many
+    records changed something.
+    """
+    from ..components.component import Lifecycle
+
+    n = 0
+    with sr.lock:
+        for r in records:
+            name = r.data.get("instance")
+            if not name or not sr.has_instance(name):
+                continue
+            comp = sr.instance(name)
+            states = LIFECYCLE_METHODS.get(str(r.data.get("method")))
+            if r.kind == "call.intent" and states:
+                comp.state, comp.error = Lifecycle(states[0]), None
+            elif r.kind == "call.done" and states:
+                comp.state, comp.error = Lifecycle(states[1]), None
+            elif r.kind == "call.failed" and not r.data.get("recovered"):
+                if states:
+                    comp.state = Lifecycle.FAILED
+                comp.error = r.data.get("error")
+            elif r.kind == "assign" and r.data.get("value") != "***":
+                comp.attributes[str(r.data.get("attribute"))] = str(r.data.get("value"))
+            else:
+                continue
+            n += 1
+        if n:
+            sr.version += 1
+    return n
+
+
+__all__ = ["CLOSING", "LIFECYCLE_METHODS", "SNAPSHOT_KINDS", "replay", "JOURNAL_NAME", "Journal", "JournalError", "OUTCOMES", "Record", "configure_crash",
            "crash_point"]

@@ -49,7 +49,7 @@ from ..errors import TuneError, UsageError
 from ..virt.base import MigrationReport
 from ..virt.simstate import persist as persist_world
 from . import deployer
-from .journal import Journal, Record
+from .journal import Journal, Record, replay
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import Manager
@@ -69,6 +69,7 @@ class RecoveryReport:
     problems: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     compensations: list[str] = field(default_factory=list)
+    replayed: int = 0  # SR changes journaled after the last snapshot, replayed over it
     duration: float = 0.0
 
     def did(self, line: str) -> None:
@@ -82,7 +83,8 @@ class RecoveryReport:
     def to_dict(self) -> dict[str, Any]:
         return {"deployment": self.deployment, "interrupted_runs": self.interrupted_runs,
                 "actions": self.actions, "problems": self.problems, "restarted": self.restarted,
-                "compensations": self.compensations, "duration": round(self.duration, 3)}
+                "compensations": self.compensations, "replayed": self.replayed,
+                "duration": round(self.duration, 3)}
 
 
 def recovery_policy(manager: "Manager", comp: Component) -> str:
@@ -370,15 +372,16 @@ def resume(m: "Manager", *, start: bool = True) -> RecoveryReport:
     if begin is None:
         raise UsageError(f"nothing to resume in {m.state_dir}: its journal holds no deployment whose "
                          "manager died (deploy without --resume)")
-    snap = journal.snapshot()
-    if snap is None:
+    found = journal.last_snapshot()
+    if found is None:
         raise UsageError(f"nothing to resume in {m.state_dir}: the journal has no System Representation")
     report = RecoveryReport(deployment=begin.seq)
     recs = journal.records(begin.seq)
     open_intents = journal.open_intents(begin.seq)
     rb = journal.write("recovery.begin", {"pid": os.getpid(), "open": [r.seq for r in open_intents]})
     persist_world(m.world, m.state_dir)
-    m.sr = load_sr(m, snap)
+    m.sr = load_sr(m, found[1])
+    report.replayed = replay(m.sr, journal.records(found[0] + 1))
     m.planned = True
     deployed = any(r.kind == "deploy.end" and r.data.get("status") == "done" for r in recs)
     for node in m.sr.nodes():

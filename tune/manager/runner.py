@@ -94,7 +94,10 @@ class ActionRunner:
                 scope = Scope(SRResolver(self.m.sr), args=run.args, new=run.new)
                 value = evaluate(action.value, scope)
                 for inst in self.targets(action.target, run, node):
-                    self.m.sr.set_attribute(inst.srname, action.attribute, str(getattr(value, "srname", value)))
+                    text = str(getattr(value, "srname", value))
+                    self.m.sr.set_attribute(inst.srname, action.attribute, text)
+                    self.m.journal_write("assign", run=run, instance=inst.srname, attribute=action.attribute,
+                                         value="***" if action.attribute in inst.secret else text)
             elif callable(getattr(action, "perform", None)):  # built-in actions (default repair)
                 action.perform(self, run, node)  # type: ignore[attr-defined]
         except ActionError:
