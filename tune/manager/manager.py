@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import shlex
 import tempfile
 import threading
 import time
@@ -79,14 +80,38 @@ EXECUTOR_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {
     "ssh": lambda m, n: {"user": n.user, "port": n.port, "key_filename": n.key,
                          "known_hosts": m.known_hosts, "host_key_policy": m.host_key_policy},
 }
+
+
+def _qemu_options(m: "Manager", n: Node) -> dict[str, Any]:
+    """The qemu driver's options from the family's attributes, ``{host}`` / ``{address}`` filled in.
+
+    ``run_dir``; for hosts that are network namespaces of the manager's machine (the test bed),
+    ``exec-prefix`` (the command entering the host, e.g. ``ip netns exec tb-{host}``), ``bridge``
+    (VM taps go there) and ``migration-address`` (default: the node's address).
+    """
+    def fill(value: str) -> str:
+        return value.replace("{host}", n.host).replace("{address}", n.address or n.host)
+
+    a = n.attributes
+    opts: dict[str, Any] = {"executor": m.executor(n.id)}
+    if "run_dir" in a:
+        opts["run_dir"] = fill(a["run_dir"])
+    if "exec-prefix" in a:
+        opts["exec_prefix"] = shlex.split(fill(a["exec-prefix"]))
+    if "migration-address" in a or "exec-prefix" in a:
+        opts["migration_address"] = fill(a.get("migration-address", "{address}"))
+    if "bridge" in a:
+        opts["bridge"] = a["bridge"]
+    return opts
+
+
 DRIVER_OPTIONS: dict[str, Callable[["Manager", Node], dict[str, Any]]] = {
     "sim": lambda m, n: {"world": m.world, "cores": int(n.attributes.get("cores", 4)),
                          "memory_mb": int(n.attributes.get("memory", 4096)),
                          "bandwidth_mbps": float(n.attributes.get("bandwidth", 1000))},
     "xen": lambda m, n: {"executor": m.executor(n.id), "address": n.address or n.host,
                          "config_dir": posixpath.join(n.dirlocal, "xen")},
-    "qemu": lambda m, n: {"executor": m.executor(n.id), **({"run_dir": n.attributes["run_dir"]}
-                                                           if "run_dir" in n.attributes else {})},
+    "qemu": lambda m, n: _qemu_options(m, n),
     "libvirt": lambda m, n: {"uri": n.attributes.get("uri", "qemu+ssh://{}/system".format(n.address or n.host))},
 }
 
