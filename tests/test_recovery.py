@@ -45,6 +45,11 @@ def _script_main(argv: list[str]) -> None:  # pragma: no cover - runs in the chi
         configure_crash(os.environ.get("CRASH") or None, os.environ.get("TRACE") or None)
         print(json.dumps(m.resume()), flush=True)
         os._exit(0)
+    if diagram == "--deploy":   # crash points during the deployment itself
+        configure_crash(os.environ.get("CRASH") or None, os.environ.get("TRACE") or None)
+        m.deploy()
+        print(json.dumps({"status": "completed"}), flush=True)
+        os._exit(0)
     m.deploy()
     configure_crash(os.environ.get("CRASH") or None, os.environ.get("TRACE") or None)
     run = m.run_diagram(diagram, *args)
@@ -255,6 +260,26 @@ def test_comp_plus_plus_half_done_is_compensated_exactly(tmp_path):
         m.shutdown()
 
 
+def test_comp_minus_minus_killed_at_every_step_is_completed_or_not_started(tmp_path):
+    points = crash_points(WEB, str(tmp_path / "normal"), "shrink", ["Web2"])
+    assert "remove.intent:1" in points and "remove.done:1" in points
+    removed_from = points.index("remove.intent:1")
+    for point, state in run_crashes(WEB, str(tmp_path), "shrink", ["Web2"], points):
+        m = resume(WEB, state)
+        try:
+            webs = [c.srname for c in m.sr.instances("Web")]
+            dirs = instance_dirs(m)
+            assert sorted(dirs) == sorted(c.srname for c in m.sr.instances()), (point, dirs)
+            assert m.sr.binding_problems() == [] and [c.srname for c in m.sr.bound("Balancer1", "Web")] == webs
+            if points.index(point) >= removed_from:      # the Comp-- began: it is completed
+                assert webs == ["Web1"], point
+            else:                                        # it never began: nothing changed
+                assert webs == ["Web1", "Web2"], point
+            check_journal_closed(m)
+        finally:
+            m.shutdown()
+
+
 def test_comp_minus_minus_half_done_is_completed(tmp_path):
     state = str(tmp_path / "s")
     proc = crash_run(WEB, state, "shrink", ["Web2"], crash="call.done:1")   # after stop, before undeploy
@@ -268,6 +293,38 @@ def test_comp_minus_minus_half_done_is_completed(tmp_path):
         check_journal_closed(m)
     finally:
         m.shutdown()
+
+
+def test_deployment_killed_at_its_steps_is_finished(tmp_path):
+    """Killed while deploying and starting the Xen example (every other step): resumed, every VM
+    runs exactly once, probes run beside their VM, nothing is deployed twice."""
+    from tune.components import Lifecycle
+    trace = crash_points(XEN, str(tmp_path / "normal"), "--deploy", [])
+    points = trace[:1] + trace[1::4]   # sim.save:1 comes before deploy.begin: nothing to resume there
+    assert points[:2] == ["sim.save:1", "deploy.begin:1"]
+    for point, state in run_crashes(XEN, str(tmp_path), "--deploy", [], points):
+        from tune.adl.loader import load_application
+        from tune.clock import SimClock
+        from tune.manager import Manager
+        # a restart with the same state directory: deploy() resumes when the journal says so
+        m = Manager(load_application(XEN), state_dir=state, clock=SimClock(100), control_socket=False)
+        m.deploy()
+        assert (m.recovery is None) == (point == "sim.save:1"), point
+        try:
+            sr, world = m.sr, m.world
+            assert sorted(world.domains) == ["VM1", "VM2", "VM3", "VM4"], (point, sorted(world.domains))
+            for vm in sr.instances("VM"):
+                assert world.domains[vm.srname].host == vm.node and vm.state is Lifecycle.STARTED, (point, vm)
+            for probe in sr.instances("Probe"):
+                assert probe.state is Lifecycle.STARTED, (point, probe)
+            cons = sr.instance("Consolidator1")
+            assert cons.state is Lifecycle.STARTED or "interrupted" in (cons.error or ""), (point, cons)
+            dirs = instance_dirs(m)
+            assert sorted(dirs) == sorted(c.srname for c in sr.instances()), (point, dirs)
+            assert all(len(v) == 1 for v in dirs.values()), (point, dirs)
+            check_journal_closed(m)
+        finally:
+            m.shutdown()
 
 
 def test_a_crash_during_recovery_is_recovered_and_resume_is_idempotent(tmp_path):

@@ -291,7 +291,10 @@ def _reconcile_domains(m: "Manager", reality: _Reality, report: RecoveryReport) 
             elif comp.state is Lifecycle.STOPPING:
                 report.did(f"{comp.srname}: stop interrupted, its domain still runs: started")
                 _set_state(m, comp.srname, Lifecycle.STARTED)
-        elif comp.state in (Lifecycle.STARTED, Lifecycle.STARTING):
+        elif comp.state is Lifecycle.STARTING:
+            report.did(f"{comp.srname}: start interrupted before its domain ran: stopped")
+            _set_state(m, comp.srname, Lifecycle.STOPPED)
+        elif comp.state is Lifecycle.STARTED:
             report.did(f"{comp.srname}: its domain runs on no host: failed")
             _set_state(m, comp.srname, Lifecycle.FAILED, error="its domain runs on no host (found on recovery)")
         elif comp.state is Lifecycle.STOPPING:
@@ -446,9 +449,10 @@ def resume(m: "Manager", *, start: bool = True) -> RecoveryReport:
             report.problem(f"node {node_id}: cannot prepare its pipe: {exc}")
     m._start_relays()
     _restart(m, report)
-    if start and (not deployed or any(r.data.get("diagram") in ("start", "default-start")
-                                      and not r.data.get("compensation") for r in interrupted)):
-        _finish_start(m, report)
+    starts = [r for r in recs if r.kind == "run.begin" and r.data.get("diagram") in ("start", "default-start")
+              and not r.data.get("compensation")]
+    if start and (not deployed or not starts or any(r in interrupted for r in starts)):
+        _finish_start(m, report)   # the deployment, or its start diagram, did not get to its end
     for intent in interrupted:
         diagram = m.app.diagram_graphs.get(str(intent.data.get("diagram")))
         if diagram is not None and diagram.on_failure and not intent.data.get("compensation"):
