@@ -80,6 +80,12 @@ def manager(app_path: str, tmp_path, **kw) -> Manager:
     return m
 
 
+def started(m: Manager, instance: str, method: str) -> bool:
+    """The timeline shows that call begun (RecordingService records calls only when they end)."""
+    return any(e.kind == "action.start" and e.data.get("instance") == instance and e.data.get("method") == method
+               for e in list(m.timeline))
+
+
 def run_in_thread(m: Manager, event: str, *args: str):
     box: dict = {}
     t = threading.Thread(target=lambda: box.setdefault("run", m.run_diagram(event, *args)))
@@ -93,9 +99,9 @@ def test_cancel_skips_what_has_not_started_lets_the_running_action_finish_and_co
     try:
         m.sr.set_attribute("Db1", "sleep", "0.4")
         t, box = run_in_thread(m, "slow", "x")
-        assert wait_for(lambda: CALLS.of("configure", "Db1") or False, 0.01) is False  # still running
+        assert wait_for(lambda: started(m, "Db1", "configure"), 5)
+        assert CALLS.of("configure", "Db1") == []   # still running
         [run_id] = list(m._running)
-        time.sleep(0.1)
         t_cancel = time.monotonic()
         assert m.cancel(run_id) is True
         t.join(5)
@@ -127,6 +133,7 @@ def test_cancel_through_the_control_socket_and_the_cli(web_app, tmp_path):
         m.sr.set_attribute("Db1", "sleep", "0.4")
         t, box = run_in_thread(m, "slow", "x")
         [run_id] = list(m._running)
+        assert wait_for(lambda: started(m, "Db1", "configure"), 5)
         assert main(["event", "--cancel", str(run_id), "--state-dir", m.state_dir]) == 0
         t.join(5)
         assert box["run"].status == "cancelled"
@@ -202,8 +209,7 @@ def test_shutdown_cancels_running_diagrams_before_the_stop_diagram(web_app, tmp_
     m = manager(web_app, tmp_path)
     m.sr.set_attribute("Db1", "sleep", "0.4")
     m.emit("slow", "x")
-    assert wait_for(lambda: m._running, 5)
-    time.sleep(0.05)
+    assert wait_for(lambda: started(m, "Db1", "configure"), 5)
     m.shutdown()
     [run] = [r for r in m.runs if r.name == "slow"]
     assert run.status == "cancelled"

@@ -368,9 +368,9 @@ def resume(m: "Manager", *, start: bool = True) -> RecoveryReport:
         raise UsageError("--resume and --dry-run do not go together")
     os.makedirs(m.state_dir, mode=0o700, exist_ok=True)
     os.chmod(m.state_dir, 0o700)
-    journal = m._open_journal() if m.use_journal else Journal.open(m.state_dir)
-    if m.journal is None:
-        m.journal = journal
+    journal = m._open_journal() if m.use_journal else None
+    if journal is None:
+        journal = m.journal = Journal.open(m.state_dir)
     begin = journal.live_deployment()
     if begin is None:
         raise UsageError(f"nothing to resume in {m.state_dir}: its journal holds no deployment whose "
