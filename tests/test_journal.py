@@ -56,6 +56,16 @@ def test_live_deployment_until_undeployed(tmp_path):
     assert j.live_deployment().seq == d2
 
 
+def test_a_fresh_deployment_keeps_only_the_previous_one(tmp_path):
+    j = Journal.open(str(tmp_path))
+    for _ in range(3):
+        j.write("deploy.begin")
+        j.write("run.begin")
+        j.write("undeploy.end")
+    assert [(r.seq, r.kind) for r in j.records()] == [(4, "deploy.begin"), (5, "run.begin"), (6, "undeploy.end"),
+                                                      (7, "deploy.begin"), (8, "run.begin"), (9, "undeploy.end")]
+
+
 def test_snapshots_with_structural_records_and_at_most_every_interval(tmp_path):
     j = Journal.open(str(tmp_path), snapshot_interval=3600)
     sr = SystemRepresentation("app")

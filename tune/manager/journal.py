@@ -225,6 +225,8 @@ class Journal:
                     self.db.execute("DELETE FROM snapshots WHERE record < ?", (seq - 2000,))
             if seq <= 2:
                 _private(self.path)
+        if kind == "deploy.begin":
+            self.compact()
         crash_point(kind)
         return seq
 
@@ -273,6 +275,21 @@ class Journal:
             return None
         end = self.last("undeploy.end")
         return None if end is not None and end.seq > begin.seq else begin
+
+    def compact(self) -> int:
+        """Forget what came before the last ``deploy.begin`` (called by a fresh deployment,
+        which keeps the previous deployment's records for post-mortems).  Returns records dropped."""
+        begin = self.last("deploy.begin")
+        if begin is None:
+            return 0
+        with self.lock:
+            prev = self.db.execute("SELECT MAX(seq) FROM records WHERE kind = 'deploy.begin' AND seq < ?",
+                                   (begin.seq,)).fetchone()[0]
+            if prev is None:
+                return 0
+            cur = self.db.execute("DELETE FROM records WHERE seq < ?", (prev,))
+            self.db.execute("DELETE FROM snapshots WHERE record < ?", (prev,))
+            return int(cur.rowcount or 0)
 
     def open_intents(self, since: int = 0) -> list[Record]:
         """Intents written since ``since`` that have no outcome: what a crash interrupted."""
