@@ -224,6 +224,46 @@ def test_migration_killed_before_the_driver_stays_on_the_source(tmp_path):
         m.shutdown()
 
 
+def test_an_unreachable_host_leaves_the_migration_open_until_it_answers(tmp_path, monkeypatch):
+    from tune.errors import DriverError
+    from tune.virt.sim import SimDriver
+    state = str(tmp_path / "s")
+    assert crash_run(XEN, state, "overload", ["VM1", "dom0-c"], crash="sim.save:2").returncode == -signal.SIGKILL
+    real_list = SimDriver.list
+
+    def down(self):
+        if self.host == "dom0-c":
+            raise DriverError("connection refused", host=self.host)
+        return real_list(self)
+
+    monkeypatch.setattr(SimDriver, "list", down)
+    m = resume(XEN, state)
+    try:
+        rep = m.recovery
+        assert rep.actions == [] and m.migrations == []
+        assert rep.problems == [
+            "node dom0-c: cannot list its domains (dom0-c: connection refused); its instances are left as the "
+            "journal says",
+            "migration of VM1 dom0-a -> dom0-c: VM1 is on no reachable host and dom0-c cannot be asked; left open "
+            "for the next resume",
+            "VM1: on no reachable host, and dom0-c cannot be asked: left as the journal says"]
+        assert m.sr.instance("VM1").node == "dom0-a"      # as the journal says: not moved on a guess
+        assert [r.kind for r in m.journal.open_intents(rep.deployment)] == ["migrate.intent"]
+    finally:
+        m._shut = True   # leave without undeploying: the host answers again, another manager resumes
+        m.journal.close()
+        m.bus.stop()
+        for relay in m._relays:
+            relay.stop()
+    monkeypatch.setattr(SimDriver, "list", real_list)
+    m = resume(XEN, state)
+    try:
+        assert m.recovery.actions[0] == "migration of VM1 dom0-a -> dom0-c: found completed, recorded on dom0-c"
+        check_xen(m, "answers again")
+    finally:
+        m.shutdown()
+
+
 def test_comp_plus_plus_killed_at_every_step_is_recovered(tmp_path):
     points = crash_points(WEB, str(tmp_path / "normal"), "scale", [])
     steps = {p.split(":")[0] for p in points}

@@ -253,6 +253,10 @@ def _complete_remove(m: "Manager", intent: Record, recs: list[Record], reality: 
 def _finish_migration(m: "Manager", intent: Record, reality: _Reality, report: RecoveryReport) -> None:
     vm, src, dst = (str(intent.data.get(k)) for k in ("vm", "source", "destination"))
     where = reality.location(vm)
+    if where is None and reality.unreachable:
+        report.problem(f"migration of {vm} {src} -> {dst}: {vm} is on no reachable host and "
+                       f"{', '.join(sorted(reality.unreachable))} cannot be asked; left open for the next resume")
+        return
     if not m.sr.has_instance(vm):
         report.problem(f"migration of {vm}: no such instance any more")
         m.journal_write("migrate.failed", ref=intent.seq, vm=vm, recovered=True, message="instance gone")
@@ -291,6 +295,9 @@ def _reconcile_domains(m: "Manager", reality: _Reality, report: RecoveryReport) 
             elif comp.state is Lifecycle.STOPPING:
                 report.did(f"{comp.srname}: stop interrupted, its domain still runs: started")
                 _set_state(m, comp.srname, Lifecycle.STARTED)
+        elif reality.unreachable:
+            report.problem(f"{comp.srname}: on no reachable host, and {', '.join(sorted(reality.unreachable))} "
+                           "cannot be asked: left as the journal says")
         elif comp.state is Lifecycle.STARTING:
             report.did(f"{comp.srname}: start interrupted before its domain ran: stopped")
             _set_state(m, comp.srname, Lifecycle.STOPPED)
