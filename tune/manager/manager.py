@@ -770,10 +770,14 @@ class Manager:
         if self.dry_run or not os.path.isdir(self.state_dir):
             return
         path = os.path.join(self.state_dir, "sr.json")
+        version = self.sr.version
+        if getattr(self, "_saved_version", None) == version and os.path.exists(path):
+            return  # unchanged since the last snapshot: not rewritten after every diagram run
         fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".sr-")
         with os.fdopen(fd, "w") as fh:
             fh.write(self.sr.to_json())
         os.replace(tmp, path)
+        self._saved_version = version
 
     def cpu_of(self, comp: Component, cache: dict[str, dict[str, Any]]) -> Optional[float]:
         if comp.node is None or not self.sr.node(comp.node).driver or self.sr.node(comp.node).state != "up":
