@@ -118,10 +118,35 @@ def test_format_examples_parse(doc, marker, lang, body, line, tmp_path):
 RUN = [x for x in ALL if x[1] == "run" or x[1].startswith("run:")]
 
 
-def _run_shell(body, tmp_path, timeout=600):
+def _run_shell(body, tmp_path, timeout=600, cleanup=""):
+    """Run a block in its own process group; whatever it left running (a manager started with
+    ``&`` before a failing line) gets SIGTERM (managers undeploy on it), then SIGKILL."""
+    import signal
+    import time
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), PYTHONPATH=ROOT)
-    return subprocess.run(["bash", "-c", "set -euo pipefail\n" + body], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    p = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + body], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 0)):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(p.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if cleanup:
+            subprocess.run(["bash", "-c", cleanup], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 @pytest.mark.parametrize("doc,marker,lang,body,line", RUN, ids=ids(RUN))
@@ -135,6 +160,8 @@ def test_documented_commands_run(doc, marker, lang, body, line, tmp_path):
         r = subprocess.run([sys.executable, "-c", body], cwd=ROOT, capture_output=True, text=True, timeout=300,
                            env=dict(os.environ, PYTHONPATH=ROOT))
     else:
-        r = _run_shell(body, tmp_path)
+        # a root block that brings the test bed up takes it down again, even when it fails
+        cleanup = "python3 -m tune.testbed down" if "tune.testbed up" in body else ""
+        r = _run_shell(body, tmp_path, cleanup=cleanup)
     assert r.returncode == 0, f"{doc}:{line} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     assert "Traceback" not in r.stderr
