@@ -206,6 +206,12 @@ def test_migration_recovery_records_what_the_driver_did(tmp_path):
             [("VM1", "dom0-a", "dom0-c", "completed")]
         kinds = [r.kind for r in m.journal.records(rep.deployment)]
         assert kinds[-1] == "recovery.end" and "migrate.done" in kinds[kinds.index("recovery.begin"):]
+        # and it serves again: VM2's restarted probe fires, the overload diagram migrates VM2
+        from tune.testing import wait_for
+        m.world.set_load("VM2", 95)
+        assert wait_for(lambda: any(r.domain == "VM2" and r.ok for r in m.migrations), 20), m.status()
+        assert m.sr.instance("VM2").node != "dom0-a" and m.world.domains["VM2"].host == m.sr.instance("VM2").node
+        assert m.sr.instance("Probe2").node == m.sr.instance("VM2").node
     finally:
         m.shutdown()
 
