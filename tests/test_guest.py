@@ -95,3 +95,11 @@ def test_stream_report_finds_gaps_and_repeats():
 def test_module_entry_point(guest: Guest, capsys):  # noqa: F811
     assert guest_mod.main([os.path.dirname(guest.kernel)]) == 0
     assert capsys.readouterr().out.split() == ["kernel", guest.kernel, "initrd", guest.initrd]
+
+
+def test_console_errors():
+    from tune.testbed.guest import console_errors
+    ok = "GUEST-UP ip=10.0.0.5/24 dirty= burn= uptime=2.1\nGUEST-POWEROFF\n[ 2.5] reboot: Power down\n"
+    assert console_errors(ok) == []
+    bad = ok + "[ 39.0] virtio_net virtio0: output.0:id 4 is not a head!\n[ 44.0] BUG: Bad page state in process cat\n"
+    assert len(console_errors(bad)) == 2

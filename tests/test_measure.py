@@ -117,6 +117,7 @@ def test_measure_a_real_migration(vmbed: VMBed, tmp_path):  # noqa: F811
         paths = write_all(m, str(tmp_path))
         assert os.path.getsize(paths["png"]) > 10_000
         assert vmbed.d2.names() == ["mvm"]
+        assert s["guest_errors"] == [], s["guest_errors"]  # the guest's console stayed clean
     finally:
         for d in (vmbed.d1, vmbed.d2):
             if "mvm" in d.names():

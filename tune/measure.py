@@ -271,6 +271,15 @@ def measure_migration(source: HypervisorDriver, name: str, destination: "Hypervi
         time.sleep(after)
     finally:
         m.samples = pinger.stop()
+    # drivers that keep the guest's console (qemu) say whether the guest survived intact
+    where = destination if m.report is not None and m.report.ok else source
+    console = getattr(where, "serial_output", None)
+    if callable(console):
+        from .testbed.guest import console_errors
+        try:
+            m.meta["guest_errors"] = console_errors(console(name))
+        except Exception as exc:  # noqa: BLE001 - a missing console is not a failed measurement
+            log.debug("no console for %s: %s", name, exc)
     log.info("measured %s: %s", name, {k: v for k, v in m.summary().items()
                                        if k in ("lost", "interruption_s", "total_time_s")})
     return m
@@ -342,6 +351,8 @@ def plot(m: Measurement, path: str, *, title: Optional[str] = None) -> None:
             parts.append(f"QEMU downtime {s['downtime_s'] * 1000:.0f} ms")
         parts.append(f"interruption {s['interruption_s'] * 1000:.0f} ms")
         parts.append(f"lost {s['lost']}/{s['sent']}")
+        if s.get("guest_errors"):
+            parts.append(f"GUEST KERNEL ERRORS: {len(s['guest_errors'])}")
         ax.set_title(title or f"{m.domain}: ping every {m.interval * 1000:g} ms during live migration\n"
                      + ", ".join(parts), fontsize=10)
         ax.legend(loc="upper left", fontsize=8, framealpha=0.9)

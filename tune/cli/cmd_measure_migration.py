@@ -93,6 +93,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
             results.append({"summary": s, "files": paths})
             if m.error:
                 out.error(f"run {i + 1}: {m.error}")
+            for line in s.get("guest_errors") or []:
+                out.error(f"run {i + 1}: guest console after the migration: {line}")
     rows = []
     for r in results:
         s = r["summary"]
@@ -101,13 +103,15 @@ def run(args: argparse.Namespace, out: Output) -> int:
             return "-" if v is None else f"{v * 1000:.0f}"
         rows.append((s["run"], f"{s['source']}->{s['destination']}", s.get("status", "failed"),
                      ms(s.get("total_time_s")), ms(s.get("downtime_s")), ms(s["interruption_s"]),
-                     f"{s['lost']}/{s['sent']}", ms(s.get("prepare_time_s")), r["files"]["png"]))
+                     f"{s['lost']}/{s['sent']}", ms(s.get("prepare_time_s")),
+                     "ERRORS" if s.get("guest_errors") else "ok", r["files"]["png"]))
     out.table(["run", "move", "status", "total ms", "QEMU downtime ms", "interruption ms", "lost/sent",
-               "tune prepare ms", "plot"], rows,
+               "tune prepare ms", "guest", "plot"], rows,
               title=f"live migration of a {args.memory} MiB guest (dirty {args.dirty} MiB), "
                     f"ping every {args.interval * 1000:g} ms")
     summary_path = os.path.join(args.out, "summary.json")
     with open(summary_path, "w") as fh:
         json.dump(results, fh, indent=1, sort_keys=True, default=str)
     out.data({"runs": results, "summary_file": summary_path})
-    return 0 if all(r["summary"].get("status") == "completed" for r in results) else 1
+    return 0 if all(r["summary"].get("status") == "completed" and not r["summary"].get("guest_errors")
+                    for r in results) else 1

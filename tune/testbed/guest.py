@@ -275,6 +275,19 @@ def build_guest(out_dir: str = DEFAULT_DIR) -> Guest:
 
 
 # --- talking to a running guest -----------------------------------------------------------
+_CONSOLE_ERRORS = re.compile(r"^.*(?:BUG|Oops|panic|corruption|general protection|is not a head|"
+                             r"Bad page|segfault|WARNING: CPU).*$", re.MULTILINE)
+
+
+def console_errors(console: str) -> list[str]:
+    """Kernel error lines in a guest's console output (a guest that went wrong after a migration).
+
+    >>> console_errors("GUEST-UP ip=1\\n[ 4.1] list_del corruption, x->next is NULL\\n")
+    ['[ 4.1] list_del corruption, x->next is NULL']
+    """
+    return [m.strip() for m in _CONSOLE_ERRORS.findall(console)]
+
+
 def control(address: str, command: str, *, port: int = CONTROL_PORT, timeout: float = 10.0) -> str:
     """Send one command to the guest's control port and return its one-line answer.
 
