@@ -11,8 +11,10 @@ then crashes at each of them.  The simulated world outlives the process in the s
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -56,12 +58,96 @@ def _script_main(argv: list[str]) -> None:  # pragma: no cover - runs in the chi
     os._exit(0)  # leave everything deployed: the manager "dies" after the diagram
 
 
+def _zygote_main() -> None:  # pragma: no cover - runs in the zygote process
+    """Import tune once, then fork one child per request (each child a fresh manager process)."""
+    import time
+    import traceback
+    sys.path.insert(0, ROOT)
+    import examples.xen_attitune.vm  # noqa: F401
+    import tune.adl.loader  # noqa: F401
+    import tune.manager  # noqa: F401
+    import tune.policies.placement  # noqa: F401
+    import tune.probes.cpu  # noqa: F401
+    import tune.testing  # noqa: F401
+    for line in sys.stdin:
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.environ.update(req["env"])
+                for fd, path in ((1, req["out"]), (2, req["err"])):
+                    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+                _script_main(req["argv"])
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+                sys.stderr.flush()
+                os._exit(1)
+            os._exit(0)
+        deadline = time.monotonic() + req["timeout"]
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                status = -1
+                break
+            time.sleep(0.005)
+        rc = -os.WTERMSIG(status) if status >= 0 and os.WIFSIGNALED(status) else \
+            (os.WEXITSTATUS(status) if status >= 0 else 999)
+        print(json.dumps({"rc": rc}), flush=True)
+
+
+class Zygote:
+    """A process that imported tune once and forks a child per crash run: each run saves the
+    second of imports a fresh ``python`` pays (the child is still a separate, killable process)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--zygote"], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=dict(os.environ, PYTHONPATH=ROOT))
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="tune-crash-") as tmp:
+            out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "out": out, "err": err,
+                                              "timeout": timeout}) + "\n")
+            self.proc.stdin.flush()
+            rc = json.loads(self.proc.stdout.readline())["rc"]
+            read = lambda p: open(p).read() if os.path.exists(p) else ""  # noqa: E731
+            return subprocess.CompletedProcess(argv, rc, read(out), read(err))
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+_ZYGOTES: "queue.Queue[Zygote]" = queue.Queue()
+_ALL: list[Zygote] = []
+
+
+def _take_zygote() -> Zygote:
+    try:
+        return _ZYGOTES.get_nowait()
+    except queue.Empty:
+        z = Zygote()
+        _ALL.append(z)
+        atexit.register(z.close)
+        return z
+
+
 def crash_run(app: str, state: str, diagram: str, args: list[str], *, crash: str = "", trace: str = "",
               grid: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CRASH=crash, TRACE=trace, PYTHONPATH=ROOT)
-    env.pop("TUNE_CRASH_AT", None)
-    return subprocess.run([sys.executable, os.path.abspath(__file__), app, state, grid, diagram, *args],
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    """One manager process (forked from a zygote): ``_script_main`` with these arguments."""
+    z = _take_zygote()
+    try:
+        return z.run([app, state, grid, diagram, *args], {"CRASH": crash, "TRACE": trace}, timeout)
+    finally:
+        _ZYGOTES.put(z)
 
 
 def crash_points(app: str, state: str, diagram: str, args: list[str], grid: str = "") -> list[str]:
@@ -340,12 +426,40 @@ def test_comp_minus_minus_half_done_is_completed(tmp_path):
         m.shutdown()
 
 
+def test_comp_minus_minus_of_a_vm_is_completed_by_its_hypervisor(tmp_path):
+    """A VM's Comp-- (its probe first) killed before stop, during stop, after the domain went."""
+    import shutil
+    app_dir = tmp_path / "xen"
+    shutil.copytree(os.path.dirname(XEN), app_dir)
+    (app_dir / "diagrams" / "retire.xml").write_text(
+        '<diagram name="retire"><initial id="i"/><action id="probe">$arg.Probe--</action>'
+        '<action id="vm">$arg--</action><final id="end"/><transition from="i" to="probe"/>'
+        '<transition from="probe" to="vm"/><transition from="vm" to="end"/></diagram>')
+    text = (app_dir / "app.xml").read_text()
+    (app_dir / "app.xml").write_text(text.replace(
+        "</application>", '  <diagram event="retire" file="diagrams/retire.xml"/>\n</application>'))
+    app = str(app_dir / "app.xml")
+    points = ["remove.intent:2", "call.intent:2", "sim.save:1", "call.done:2"]
+    for point, state in run_crashes(app, str(tmp_path), "retire", ["VM1"], points):
+        m = resume(app, state)
+        try:
+            assert not m.sr.has_instance("VM1") and not m.sr.has_instance("Probe1"), point
+            assert sorted(m.world.domains) == ["VM2", "VM3", "VM4"], point
+            assert m.recovery.problems == [], (point, m.recovery.problems)
+            dirs = instance_dirs(m)
+            assert sorted(dirs) == sorted(c.srname for c in m.sr.instances()), (point, dirs)
+            assert m.sr.binding_problems() == []
+            check_journal_closed(m)
+        finally:
+            m.shutdown()
+
+
 def test_deployment_killed_at_its_steps_is_finished(tmp_path):
-    """Killed while deploying and starting the Xen example (every other step): resumed, every VM
+    """Killed at every step of deploying and starting the Xen example: resumed, every VM
     runs exactly once, probes run beside their VM, nothing is deployed twice."""
     from tune.components import Lifecycle
     trace = crash_points(XEN, str(tmp_path / "normal"), "--deploy", [])
-    points = trace[:1] + trace[1::4]   # sim.save:1 comes before deploy.begin: nothing to resume there
+    points = trace   # sim.save:1 comes before deploy.begin: nothing to resume there
     assert points[:2] == ["sim.save:1", "deploy.begin:1"]
     for point, state in run_crashes(XEN, str(tmp_path), "--deploy", [], points):
         from tune.adl.loader import load_application
@@ -445,4 +559,7 @@ def test_cli_deploy_resume_help_and_recovery(tmp_path):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    _script_main(sys.argv[1:])
+    if sys.argv[1:] == ["--zygote"]:
+        _zygote_main()
+    else:
+        _script_main(sys.argv[1:])

@@ -234,7 +234,11 @@ def _complete_remove(m: "Manager", intent: Record, recs: list[Record], reality: 
                     m.runner.call(name, "stop")
                 except TuneError as exc:
                     report.problem(f"Comp-- {name}: stop failed ({exc}); destroying its domain")
-            if reality.location(name) is not None:
+            try:
+                still = any(d.name == name for d in m.driver(node).list())
+            except TuneError:
+                still = True
+            if still:
                 _destroy_domain(m, name, node, report)
         elif not domain_backed(m, comp) and not stopped and has_stop and \
                 comp.state in (Lifecycle.STARTED, Lifecycle.STARTING):
