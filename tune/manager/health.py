@@ -148,7 +148,7 @@ class HealthMonitor:
             # the check ends when the node's time is up, so a lost node is declared on time
             budget = min(h.timeout, max(h.period, h.last_ok + h.timeout - time.monotonic()))
         else:
-            budget = max(h.period, h.timeout - h.period)
+            budget = max(h.timeout, 10.0)  # a node coming back may need a slow handshake (loaded manager)
         try:
             ok = self.manager.executor(node_id).alive(timeout=budget)
         except Exception:  # noqa: BLE001 - a broken executor is a dead node, not a dead monitor
