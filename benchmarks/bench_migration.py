@@ -116,7 +116,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     head = ["guest", "memory dirtied", "completed", "total ms", "QEMU downtime ms", "ping interruption ms",
             "lost replies", "tune prepare ms", "RAM sent MiB", "guest damaged"]
     table = [[f"{r['memory_mb']} MiB", f"{r['dirty_mb']} MiB" if r["dirty_mb"] else "idle",
-              f"{r['completed']}/{len(r['all'])}", ms(r["total_s"]), ms(r["downtime_s"]), ms(r["interruption_s"]),
+              f"{r['completed']}/{len(r['all'])}", ms(r["total_s"]), ms(r["downtime_s"]),
+              ms(r["interruption_s"]),
               "-" if r["lost"] is None else f"{r['lost']:.0f}", ms(r["prepare_s"]),
               "-" if r["ram_mb"] is None else f"{r['ram_mb']:.0f}",
               f"{r['guest_errors']}/{len(r['all'])}"] for r in rows]
