@@ -16,7 +16,7 @@ import pytest
 
 from test_qemu_fixtures import VMBed, guest, vmbed  # noqa: F401 - fixtures
 from tune.errors import DomainNotFound, DriverError, MigrationError, UsageError
-from tune.testbed.guest import StreamClient, control, wait_ping, wait_port
+from tune.testbed.guest import StreamClient, console_errors, control, wait_ping, wait_port
 from tune.virt import driver_for
 from tune.virt.base import DomainSpec
 from tune.virt.qemu import QemuDriver, QemuMigrationReport, qemu_missing_reason
@@ -158,6 +158,7 @@ def test_live_migration_h1_to_h2_scenario1_same_tcp_connection(vmbed: VMBed, vm:
     assert result.gaps == [] and result.repeats == 0, result
     assert result.first == 0 and result.last == result.received - 1
     assert result.received > before + 100
+    assert console_errors(d2.serial_output("vm1")) == []
     assert ping_ok(vm)
     # and back, still the same guest (uptime keeps growing, services answer)
     back = d2.migrate("vm1", d1)
