@@ -13,9 +13,9 @@ previous diagram has ended (so none is coalesced).  Where the event arrives:
   just before the call;
 * **control socket**: ``tune.events.control.request(state_dir, {"op": "event", ...})`` — what
   ``tune event ping S1`` sends (connect, JSON line, reply); the clock starts before ``request``;
-* **node pipe over SSH** (needs root: a one-host namespace test bed, prefix ``br``,
-  10.79.1.0/24): the application is deployed on that host over SSH and the benchmark runs
-  ``echo 'ping;S1' > $dirLocal/tune.pipe`` on the node through the manager's own pooled SSH
+* **node pipe over SSH** (needs root: a one-host namespace test bed, prefix ``br`` on
+  10.79.100.0/24, or the next free slot): the application is deployed on that host over SSH and
+  the benchmark runs ``echo 'ping;S1' > $dirLocal/tune.pipe`` on the node through the manager's own pooled SSH
   connection; the relay's ``cat`` on the FIFO carries the line back over that connection.  The
   clock starts before the command is sent.  The row beside it is the round trip of
   ``echo x`` over the same pooled connection: the goal is the pipe's p50 within 5 ms of it.
@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import HITS, median, percentile, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
+from common import HITS, claim_testbed_slot, median, percentile, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
 
 IN_P50_MS, IN_P99_MS, SSH_MARGIN_MS = 2.0, 20.0, 5.0
 
@@ -131,7 +131,8 @@ def ssh_rows(n: int, runs: int, work: str) -> list[list[Any]]:
     from tune.manager import Manager
     from tune.remote.base import Shell, quote_command
 
-    bed = TestBed(1, base_dir=os.path.join(work, "bed"), prefix="br", subnet="10.79.1", xen=False)
+    prefix, subnet, _lock = claim_testbed_slot("br", 100)
+    bed = TestBed(1, base_dir=os.path.join(work, "bed"), prefix=prefix, subnet=subnet, xen=False)
     pipe_stats: list[tuple[float, float, float]] = []
     rtt_stats: list[tuple[float, float]] = []
     with bed:
