@@ -506,6 +506,26 @@ def test_a_crash_during_recovery_is_recovered_and_resume_is_idempotent(tmp_path)
         m.shutdown()
 
 
+def test_the_simulated_world_is_fresh_for_a_fresh_deployment(tmp_path):
+    from tune.adl.loader import load_application
+    from tune.clock import SimClock
+    from tune.manager import Manager
+    state = str(tmp_path / "s")
+    m = Manager(load_application(XEN), state_dir=state, clock=SimClock(100), control_socket=False)
+    m.deploy()
+    with m.world.lock:
+        m.world.hosts["dom0-c"].powered = False      # saved: a resume would find it off
+    assert '"powered": false' in open(os.path.join(state, "simworld.json")).read()
+    m.shutdown()                                     # clean: nothing to resume
+    m = Manager(load_application(XEN), state_dir=state, clock=SimClock(100), control_socket=False)
+    m.deploy()
+    try:
+        assert m.recovery is None and m.world.hosts["dom0-c"].powered
+        assert sorted(m.world.domains) == ["VM1", "VM2", "VM3", "VM4"]
+    finally:
+        m.shutdown()
+
+
 def test_nothing_to_resume_is_a_clear_error(tmp_path):
     from tune.errors import UsageError
     with pytest.raises(UsageError) as err:

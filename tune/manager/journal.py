@@ -13,7 +13,7 @@ One SQLite database in WAL mode, ``STATE_DIR/journal.sqlite`` (mode 0600), holds
 * ``snapshots``: the System Representation (secrets redacted), written in the same transaction
   as a record that changes its structure (:data:`SNAPSHOT_KINDS`: deployment, Comp++ / Comp--,
   relocations, migrations, the end of a run), and otherwise at most every
-  ``snapshot_interval`` seconds when it changed.  Between snapshots the records themselves are
+  ``snapshot_interval`` seconds (or ten times what the last snapshot took) when it changed.  Between snapshots the records themselves are
   the SR-change log: lifecycle changes (``call.intent`` / ``call.done`` / ``call.failed`` of
   ``start`` and ``stop``) and attribute assignments (``assign``) are replayed over the last
   snapshot by :func:`replay`.  (A snapshot costs a serialisation of the whole SR: 0.5 ms for
@@ -175,6 +175,7 @@ class Journal:
         _private(path)
         self._snap_version: Optional[int] = None
         self._snap_time = float("-inf")
+        self._snap_cost = 0.0
         self.snapshot_interval = snapshot_interval
         self._runs: dict[int, int] = {}  # DiagramRun.id -> seq of its run.begin
         self.closed = False
@@ -201,9 +202,11 @@ class Journal:
             snap = None
             now = time.monotonic()
             if sr is not None and (force_snapshot or (sr.version != self._snap_version and (
-                    kind in SNAPSHOT_KINDS or now - self._snap_time >= self.snapshot_interval))):
+                    kind in SNAPSHOT_KINDS or now - self._snap_time >= max(self.snapshot_interval,
+                                                                           10 * self._snap_cost)))):
                 with sr.lock:
                     snap = (sr.version, sr.to_json(redact=True))
+                self._snap_cost = time.monotonic() - now  # periodic snapshots stay under ~10% of the time
             try:
                 self.db.execute("BEGIN IMMEDIATE")
                 cur = self.db.execute("INSERT INTO records(time, kind, ref, run, data) VALUES (?,?,?,?,?)",

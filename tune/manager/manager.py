@@ -320,7 +320,8 @@ class Manager:
                 stale = os.path.join(self.state_dir, STATE_NAME)
                 if os.path.exists(stale):
                     os.unlink(stale)
-            persist_world(self.world, self.state_dir)
+            # a fresh deployment starts from a fresh simulated world; a resumed one finds it again
+            persist_world(self.world, self.state_dir, fresh=self.journal.live_deployment() is None)
         return self.journal
 
     def resume(self, *, start: bool = True) -> dict[str, Any]:

@@ -93,8 +93,9 @@ def load(world: SimWorld, data: dict[str, Any]) -> list[str]:
     return rolled
 
 
-def persist(world: SimWorld, state_dir: str) -> list[str]:
-    """Make ``world`` persistent in ``state_dir`` (loading what a previous manager saved).
+def persist(world: SimWorld, state_dir: str, *, fresh: bool = False) -> list[str]:
+    """Make ``world`` persistent in ``state_dir`` (loading what a previous manager saved, unless
+    ``fresh``: then the saved world is replaced by this one).
 
     Returns the in-flight migrations that were rolled back.  Idempotent.
     """
@@ -104,7 +105,7 @@ def persist(world: SimWorld, state_dir: str) -> list[str]:
     rolled: list[str] = []
     lock = SavingLock(world, path)
     with world.lock:
-        if os.path.exists(path):
+        if os.path.exists(path) and not fresh:
             with open(path) as fh:
                 rolled = load(world, json.load(fh))
         world.lock = lock  # type: ignore[assignment]
