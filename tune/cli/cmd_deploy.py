@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
             manager.subscribe(progress)
         else:
             manager.subscribe(TimelinePrinter(out.line, actions=args.actions))
-    out.line(f"tune: deploying {app.name} ({clock.describe()})"
+    out.line(f"tune: {'resuming' if args.resume else 'deploying'} {app.name} ({clock.describe()})"
              + (f"; scenario {os.path.relpath(scenario_file)}" if scenario_file else ""))
     interrupted = threading.Event()
 
