@@ -40,11 +40,19 @@ import subprocess
 import sys
 import tarfile
 import time
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import claim_testbed_slot, median, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
+from common import (
+    claim_testbed_slot,
+    median,
+    print_table,
+    quiet_logs,
+    verdict,
+    workdir,
+    write_app,
+)
 
 TYPES = ("A", "B", "C")
 DIRLOCAL = "/root/tune-bench"  # each test-bed host has its own /root (/tmp is shared)
@@ -156,7 +164,7 @@ def loop_run(bed: Any, archives: dict[str, str], known_hosts: str) -> tuple[floa
     return total, per_host
 
 
-def ensure_ansible() -> Optional[str]:
+def ensure_ansible() -> str | None:
     """``ansible``'s path, installing ansible-core with pip if missing; None if impossible."""
     exe = shutil.which("ansible") or os.path.join(os.path.dirname(sys.executable), "ansible")
     if os.path.exists(exe):
@@ -164,7 +172,7 @@ def ensure_ansible() -> Optional[str]:
     print("bench_deploy: ansible not found: installing ansible-core with pip "
           f"({sys.executable} -m pip install ansible-core) ...", file=sys.stderr)
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "ansible-core"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(f"bench_deploy: pip install ansible-core failed: {proc.stderr.strip()[-500:]}", file=sys.stderr)
         return None
@@ -176,9 +184,8 @@ def ansible_run(ansible: str, bed: Any, archives: dict[str, str], work: str, run
     inventory = os.path.join(work, "inventory.ini")
     with open(inventory, "w") as fh:
         fh.write("[bench]\n")
-        for h in bed.hosts:
-            fh.write(f"{h.address} ansible_user=root ansible_ssh_private_key_file={bed.key_path} "
-                     "ansible_python_interpreter=/usr/bin/python3\n")
+        fh.writelines(f"{h.address} ansible_user=root ansible_ssh_private_key_file={bed.key_path} "
+                     "ansible_python_interpreter=/usr/bin/python3\n" for h in bed.hosts)
     cp_dir = os.path.join(work, f"ansible-cp-{run}")
     os.makedirs(cp_dir, exist_ok=True)
     env = dict(os.environ,
@@ -199,7 +206,7 @@ def ansible_run(ansible: str, bed: Any, archives: dict[str, str], work: str, run
         with open(log_path, "a") as log:
             proc = subprocess.run([ansible, "all", "-i", inventory, "-f", str(FORKS), "-m", module, "-a", arg],
                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  timeout=600)
+                                  timeout=600, check=False)
         if proc.returncode != 0:
             with open(log_path) as fh:
                 raise RuntimeError(f"ansible -m {module} failed ({proc.returncode}):\n{fh.read()[-3000:]}")
@@ -213,12 +220,12 @@ def ansible_run(ansible: str, bed: Any, archives: dict[str, str], work: str, run
     check_started(bed, base)
     for sock in os.listdir(cp_dir):  # end Ansible's control masters now rather than in 30 s
         subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={os.path.join(cp_dir, sock)}", "x"],
-                       capture_output=True, timeout=10)
+                       capture_output=True, timeout=10, check=False)
     clean_hosts(bed)
     return elapsed
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 hosts, 256 KB archives, 1 run")
     parser.add_argument("--runs", type=int, default=None, help="runs (default 3)")
@@ -287,10 +294,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     else:
         rows.append(["Ansible ad-hoc", n_hosts, inst, mb, "-", "-", "-", "-", "skipped: ansible-core unavailable"])
     print_table(title, headers, rows, runs=runs,
-                notes=[f"archives: 3 x {size / 2**20:g} MB of random bytes, tar.gz; total s: wall-clock from the "
-                       "first connection to the last start (tune: Manager.deploy()).",
-                       f"CPU time of the manager's process during the parallel deploy: {cpu:.2f} s for {par:.2f} s of "
-                       f"wall-clock on {os.cpu_count()} cores (the hosts' sshd use the same cores)."])
+                notes=[(f"archives: 3 x {size / 2**20:g} MB of random bytes, tar.gz; total s: wall-clock from the "
+                       "first connection to the last start (tune: Manager.deploy())."),
+                       (f"CPU time of the manager's process during the parallel deploy: {cpu:.2f} s for {par:.2f} s of "
+                       f"wall-clock on {os.cpu_count()} cores (the hosts' sshd use the same cores).")])
     return 0
 
 

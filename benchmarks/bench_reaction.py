@@ -28,16 +28,28 @@ dispatched to a diagram thread), median of the run.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import posixpath
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import HITS, claim_testbed_slot, median, percentile, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
+from common import (
+    HITS,
+    claim_testbed_slot,
+    median,
+    percentile,
+    print_table,
+    quiet_logs,
+    verdict,
+    workdir,
+    write_app,
+)
 
 IN_P50_MS, IN_P99_MS, SSH_MARGIN_MS = 2.0, 20.0, 5.0
 
@@ -54,7 +66,7 @@ class Probe:
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until the instance's key is released (after ``diagram.end``, or the next event
         would be coalesced): the manager's ``_active_keys`` (internal) is empty again."""
-        keys = getattr(self.manager, "_active_keys", set())
+        keys: set[str] = getattr(self.manager, "_active_keys", set())
         deadline = time.monotonic() + timeout
         while keys and time.monotonic() < deadline:
             time.sleep(0.0001)
@@ -66,7 +78,7 @@ class Probe:
             self.dispatch_ms.append(float(ev.data.get("latency_ms", 0.0)))
 
 
-def sample(send: Callable[[], None], probe: Probe, n: int, warmup: int = 5) -> list[float]:
+def sample(send: Callable[[], object], probe: Probe, n: int, warmup: int = 5) -> list[float]:
     """Latencies (ms) of ``n`` events sent one after another by ``send``."""
     out = []
     for i in range(n + warmup):
@@ -99,11 +111,11 @@ def local_rows(n_emit: int, n_sock: int, runs: int, work: str) -> list[list[Any]
         try:
             m.deploy()
             probe = Probe(m)
-            lat = sample(lambda: m.emit("ping", "S1"), probe, n_emit)
+            lat = sample(functools.partial(m.emit, "ping", "S1"), probe, n_emit)
             stats["emit"].append((percentile(lat, 50), percentile(lat, 99), median(probe.dispatch_ms)))
             probe.dispatch_ms.clear()
             payload = {"op": "event", "name": "ping", "args": ["S1"]}
-            lat = sample(lambda: request(state, payload), probe, n_sock)
+            lat = sample(functools.partial(request, state, payload), probe, n_sock)
             stats["socket"].append((percentile(lat, 50), percentile(lat, 99), median(probe.dispatch_ms)))
         finally:
             m.shutdown()
@@ -148,10 +160,10 @@ def ssh_rows(n: int, runs: int, work: str) -> list[list[Any]]:
                 m.deploy()
                 probe = Probe(m)
                 comp = m.sr.instance("S1")
-                ex = m.executor(comp.node)  # the manager's pooled connection
+                ex = m.executor(comp.node or "")  # the manager's pooled connection
                 pipe = posixpath.join(posixpath.dirname(comp.dir_local), "tune.pipe")
                 write = Shell(f"echo 'ping;S1' > {quote_command([pipe])}")
-                lat = sample(lambda: ex.run(write, timeout=30), probe, n)
+                lat = sample(functools.partial(ex.run, write, timeout=30), probe, n)
                 pipe_stats.append((percentile(lat, 50), percentile(lat, 99), median(probe.dispatch_ms)))
                 rtt = []
                 for i in range(n + 5):
@@ -167,12 +179,12 @@ def ssh_rows(n: int, runs: int, work: str) -> list[list[Any]]:
     queue = median([s[2] for s in pipe_stats])
     r50 = median([s[0] for s in rtt_stats])
     r99 = median([s[1] for s in rtt_stats])
-    return [["node pipe over SSH", n, p50, p99, queue, f"p50 <= RTT p50 + {SSH_MARGIN_MS:g} ms "
-             f"(= {r50 + SSH_MARGIN_MS:.2f} ms)", verdict(p50 <= r50 + SSH_MARGIN_MS)],
+    return [["node pipe over SSH", n, p50, p99, queue, (f"p50 <= RTT p50 + {SSH_MARGIN_MS:g} ms "
+             f"(= {r50 + SSH_MARGIN_MS:.2f} ms)"), verdict(p50 <= r50 + SSH_MARGIN_MS)],
             ["SSH round trip (echo)", n, r50, r99, "-", "reference", "-"]]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 run, few events (a few seconds)")
     parser.add_argument("--runs", type=int, default=None, help="runs (default 3)")
@@ -189,8 +201,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows += ssh_rows(n_ssh, runs, work)
     print_table("Reaction latency (bench_reaction.py)",
                 ["arrival", "events/run", "p50 ms", "p99 ms", "queue ms (p50)", "goal", "met?"], rows, runs=runs,
-                notes=["latency: from the moment the event is sent (emit() called, request() called, the "
-                       "pipe-writing command sent) to the entry of the diagram's first wrapper call."])
+                notes=[("latency: from the moment the event is sent (emit() called, request() called, the "
+                       "pipe-writing command sent) to the entry of the diagram's first wrapper call.")])
     return 0
 
 

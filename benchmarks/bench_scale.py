@@ -27,11 +27,11 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import median, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
+from common import median, print_table, quiet_logs, verdict, workdir, write_app
 
 GOAL_S = 10.0
 FULL = [(10, 10), (100, 10), (1000, 100), (10_000, 1000)]
@@ -58,14 +58,15 @@ def write_scale_app(folder: str, instances: int, nodes: int, bound: bool = True)
     path = write_app(folder, name="bench-scale", components=[("VM", vms, ""), ("Probe", instances - vms, "")],
                      nodes=[f"n{i}" for i in range(1, nodes + 1) for _ in range(per_node)], bindings=BINDING)
     # Probe has no host family: it goes beside the VM it is bound to
-    text = open(path).read().replace('<component name="Probe" wrapper="bench.wdl" host-family="grid"',
-                                     '<component name="Probe" wrapper="bench.wdl"')
+    with open(path) as fh:
+        text = fh.read().replace('<component name="Probe" wrapper="bench.wdl" host-family="grid"',
+                                 '<component name="Probe" wrapper="bench.wdl"')
     with open(path, "w") as fh:
         fh.write(text)
     return path
 
 
-def one(instances: int, nodes: int, work: str, profile: Optional[str], bound: bool = True) -> dict[str, Any]:
+def one(instances: int, nodes: int, work: str, profile: str | None, bound: bool = True) -> dict[str, Any]:
     """Run in a fresh process: plan + deploy ``instances`` over ``nodes``; returns the figures."""
     quiet_logs()
     from tune.adl.loader import load_application
@@ -90,7 +91,7 @@ def one(instances: int, nodes: int, work: str, profile: Optional[str], bound: bo
     t2 = time.perf_counter()
     m.deploy()
     t_deploy = time.perf_counter() - t2
-    if prof is not None:
+    if prof is not None and profile:
         prof.disable()
         prof.dump_stats(profile)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -103,7 +104,7 @@ def one(instances: int, nodes: int, work: str, profile: Optional[str], bound: bo
             "shutdown": t_shutdown, "peak_mb": (peak_kb - rss0) / 1024, "placed": placed, "started": started}
 
 
-def run_child(instances: int, nodes: int, profile: Optional[str], bound: bool) -> dict[str, Any]:
+def run_child(instances: int, nodes: int, profile: str | None, bound: bool) -> dict[str, Any]:
     work = workdir(f"scale{instances}")
     try:
         argv = [sys.executable, os.path.abspath(__file__), "--one", f"{instances}:{nodes}", "--work", work]
@@ -111,7 +112,7 @@ def run_child(instances: int, nodes: int, profile: Optional[str], bound: bool) -
             argv.append("--unbound")
         if profile:
             argv += ["--profile", profile]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"{instances} instances: child failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -119,7 +120,7 @@ def run_child(instances: int, nodes: int, profile: Optional[str], bound: bool) -
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 and 100 instances, 1 run")
     parser.add_argument("--runs", type=int, default=None, help="runs per size (default 3; 1 from 10,000 on)")

@@ -25,11 +25,11 @@ import argparse
 import os
 import sys
 import time
-from typing import Optional
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import median, print_table, quiet_logs, verdict, workdir, write_app  # noqa: E402
+from common import median, print_table, quiet_logs, verdict, workdir, write_app
 
 GOAL = 10_000.0
 
@@ -116,7 +116,7 @@ def one_run(app_path: str, state_dir: str, n_events: int, instances: int, same: 
         m.shutdown()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (a few seconds)")
     parser.add_argument("--runs", type=int, default=None, help="runs per row (default 3)")
@@ -142,7 +142,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                       ("distinct, journal=False + snapshot fix*", 100, 5000, False, False, True),
                       ("distinct, journal=False + snapshot fix*", 1000, 5000, False, False, True)]
     apps: dict[int, str] = {}
-    rows = []
+    rows: list[list[Any]] = []
     for label, k, n, same, journal, fix in cases:
         if k not in apps:
             apps[k] = write_app(os.path.join(work, f"app{k}"), name="bench-throughput", components=[("S", k, "")],
@@ -162,11 +162,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print_table("Event throughput (bench_throughput.py)",
                 ["case", "instances in SR", "events", "events/s", "diagrams run/s", "coalesced", "lost",
                  "emit() calls/s", f"goal >= {GOAL:,.0f}/s"], rows, runs=runs,
-                notes=["events/s: events accounted for (diagram run or coalesced) per second, from the first "
+                notes=[("events/s: events accounted for (diagram run or coalesced) per second, from the first "
                        "emit() to the last one accounted for; lost = dropped by the bounded queue or never "
-                       "accounted for.  Distinct: rounds of one event per instance (none coalesced).",
-                       "* measured with the proposed fix to Manager.save_snapshot applied in this process "
-                       "(write sr.json only when sr.version changed); tune itself is unchanged."])
+                       "accounted for.  Distinct: rounds of one event per instance (none coalesced)."),
+                       ("* measured with the proposed fix to Manager.save_snapshot applied in this process "
+                       "(write sr.json only when sr.version changed); tune itself is unchanged.")])
     return 0
 
 

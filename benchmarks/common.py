@@ -17,7 +17,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -208,7 +209,7 @@ def diagram_xml(name: str, action: str) -> str:
 
 def write_app(folder: str, *, name: str = "bench", components: Sequence[tuple[str, int, str]] = (("S", 1, ""),),
               nodes: Sequence[str] = ("n1",), protocol: str = "sim", family_extra: str = "",
-              diagrams: Optional[dict[str, str]] = None, wdl: str = WDL, bindings: str = "",
+              diagrams: dict[str, str] | None = None, wdl: str = WDL, bindings: str = "",
               dirlocal: str = "/srv/tune") -> str:
     """Write an application (CDL, nodefile, wrapper, diagrams) into ``folder``; returns app.xml.
 
@@ -222,8 +223,8 @@ def write_app(folder: str, *, name: str = "bench", components: Sequence[tuple[st
         fh.write(wdl)
     diagrams = diagrams or {}
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<application name="{name}">',
-             f'  <family name="grid" nodefile="nodes" protocol="{protocol}" dirlocal="{dirlocal}" '
-             f'allocation="round-robin" {family_extra}/>']
+             (f'  <family name="grid" nodefile="nodes" protocol="{protocol}" dirlocal="{dirlocal}" '
+             f'allocation="round-robin" {family_extra}/>')]
     for comp, initial, legacy in components:
         lines.append(f'  <component name="{comp}" wrapper="bench.wdl" host-family="grid" initial="{initial}" '
                      f'legacyFile="{legacy}"/>')
