@@ -314,12 +314,6 @@ class Manager:
     def _open_journal(self) -> Optional[Journal]:
         if self.use_journal and self.journal is None:
             self.journal = Journal.open(self.state_dir)
-            if self.journal.live_deployment() is None:
-                # the last deployment here was undeployed: its simulated world is history, not state
-                from ..virt.simstate import STATE_NAME
-                stale = os.path.join(self.state_dir, STATE_NAME)
-                if os.path.exists(stale):
-                    os.unlink(stale)
             # a fresh deployment starts from a fresh simulated world; a resumed one finds it again
             persist_world(self.world, self.state_dir, fresh=self.journal.live_deployment() is None)
         return self.journal
