@@ -34,30 +34,6 @@ from common import median, print_table, quiet_logs, verdict, workdir, write_app
 GOAL = 10_000.0
 
 
-def proposed_snapshot_fix() -> None:
-    """Apply, in this process only, the fix proposed for ``Manager.save_snapshot``.
-
-    As is, :meth:`Manager.execute` rewrites ``sr.json`` (the whole System Representation,
-    serialised under the SR lock) after every diagram run, even when the run changed nothing:
-    O(instances) per event.  The fix writes it only when ``sr.version`` moved since the last save.
-    """
-    from tune.manager import Manager
-
-    if getattr(Manager.save_snapshot, "bench_fixed", False):
-        return
-    original = Manager.save_snapshot
-
-    def save_snapshot(self: Manager) -> None:
-        version = self.sr.version
-        if getattr(self, "_bench_saved_version", None) == version:
-            return
-        original(self)
-        self._bench_saved_version = version  # type: ignore[attr-defined]
-
-    save_snapshot.bench_fixed = True  # type: ignore[attr-defined]
-    Manager.save_snapshot = save_snapshot  # type: ignore[method-assign]
-
-
 def one_run(app_path: str, state_dir: str, n_events: int, instances: int, same: bool,
             journal: bool = True) -> dict[str, float]:
     from tune.adl.loader import load_application
@@ -120,36 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run (a few seconds)")
     parser.add_argument("--runs", type=int, default=None, help="runs per row (default 3)")
-    parser.add_argument("--no-fix-rows", action="store_true",
-                        help="skip the rows measured with the proposed save_snapshot fix")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     quiet_logs()
     work = workdir("throughput")
-    # (label, instances, events, same instance?, journal, proposed fix)
+    # (label, instances, events, same instance?, journal)
     if args.quick:
-        cases = [("distinct instances", 50, 200, False, True, False),
-                 ("same instance (coalesced)", 50, 2000, True, True, False)]
+        cases = [("distinct instances", 50, 200, False, True),
+                 ("same instance (coalesced)", 50, 2000, True, True)]
     else:
-        cases = [("distinct instances", 100, 1000, False, True, False),
-                 ("distinct instances", 1000, 1000, False, True, False),
-                 ("same instance (coalesced)", 100, 20_000, True, True, False),
-                 ("distinct, journal=False", 100, 1000, False, False, False),
-                 ("distinct, journal=False", 1000, 1000, False, False, False)]
-        if not args.no_fix_rows:
-            cases += [("distinct + snapshot fix*", 100, 2000, False, True, True),
-                      ("distinct + snapshot fix*", 1000, 2000, False, True, True),
-                      ("distinct, journal=False + snapshot fix*", 100, 5000, False, False, True),
-                      ("distinct, journal=False + snapshot fix*", 1000, 5000, False, False, True)]
+        cases = [("distinct instances", 100, 5000, False, True),
+                 ("distinct instances", 1000, 5000, False, True),
+                 ("same instance (coalesced)", 100, 20_000, True, True),
+                 ("distinct, journal=False", 100, 5000, False, False),
+                 ("distinct, journal=False", 1000, 5000, False, False)]
     apps: dict[int, str] = {}
     rows: list[list[Any]] = []
-    for label, k, n, same, journal, fix in cases:
+    for label, k, n, same, journal in cases:
         if k not in apps:
             apps[k] = write_app(os.path.join(work, f"app{k}"), name="bench-throughput", components=[("S", k, "")],
                                 nodes=[f"n{i}" for i in range(1, 11)] * ((k + 9) // 10),
                                 diagrams={"tick": "$arg.noop"})
-        if fix:
-            proposed_snapshot_fix()
         results = [one_run(apps[k], os.path.join(work, f"state-{len(rows)}-{r}"), n, k, same, journal)
                    for r in range(runs)]
         rate = median([n / r["elapsed"] for r in results])
@@ -164,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                  "emit() calls/s", f"goal >= {GOAL:,.0f}/s"], rows, runs=runs,
                 notes=[("events/s: events accounted for (diagram run or coalesced) per second, from the first "
                        "emit() to the last one accounted for; lost = dropped by the bounded queue or never "
-                       "accounted for.  Distinct: rounds of one event per instance (none coalesced)."),
-                       ("* measured with the proposed fix to Manager.save_snapshot applied in this process "
-                       "(write sr.json only when sr.version changed); tune itself is unchanged.")])
+                       "accounted for.  Distinct: rounds of one event per instance (none coalesced).")])
     return 0
 
 
