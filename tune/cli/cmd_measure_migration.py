@@ -34,7 +34,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
                "  tune measure-migration --testbed --json --out out/m\n\n"
                "--testbed builds two namespace hosts (h1, h2: root needed), boots the test guest\n"
                "(Debian cloud kernel + busybox, built once from Debian packages) on h1 and\n"
-               "migrates it to h2 and back, pinging it from the root namespace.")
+               "migrates it to h2 (and back, with --runs), pinging it from the root namespace.\n"
+               "After each migration the guest's console is checked for kernel errors (column\n"
+               "'guest'): under TCG a guest dirtying memory (--dirty) can be damaged on its\n"
+               "second or later hop (docs/migration.md, 'Known problem').")
     p.add_argument("--driver", default="qemu", choices=["qemu"],
                    help="hypervisor driver (the test bed runs QEMU; from Python, "
                         "tune.measure.measure_migration takes any driver)")
