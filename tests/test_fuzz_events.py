@@ -275,6 +275,7 @@ def test_pipe_flood_never_blocks_the_manager_and_is_fully_counted(manager):
 def test_ssh_pipe_50mb_line_is_cut_not_buffered(testbed_hosts, tmp_path):
     """The same over SSH: the relay reads the node's FIFO through the pooled connection."""
     from test_health_ssh import web_over_ssh
+
     from tune.clock import Clock
     from tune.manager import Manager
 

@@ -9,6 +9,7 @@ refuses unknown hosts, insecure warns once per host) are in ``test_ssh.py``.
 import os
 
 import pytest
+from test_health_ssh import web_over_ssh
 
 from tune.adl.loader import load_application
 from tune.clock import Clock
@@ -16,8 +17,6 @@ from tune.components import Lifecycle
 from tune.errors import GroupError
 from tune.manager import Manager
 from tune.testing import CALLS, wait_for
-
-from test_health_ssh import web_over_ssh
 
 #: a working directory no shell may interpret: spaces, ;, $(), backquotes, quotes, a newline
 HOSTILE_DIR = "/var/lib/tune/a b;$(touch /tmp/tune/PWNED1)\n`touch /tmp/tune/PWNED2`|\"q'*"

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from ..errors import CommandFailed, CommandTimeout, ExecutorError
 from .base import Command, Executor, Result, Shell, Stream, quote_command
@@ -64,7 +64,7 @@ def _argv(command: Command) -> list[str]:
     return [str(part) for part in command]
 
 
-def _kill_group(proc: "subprocess.Popen[str]") -> None:
+def _kill_group(proc: "subprocess.Popen[Any]") -> None:
     """SIGKILL the process group of ``proc`` (it leads its own session) and reap it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
