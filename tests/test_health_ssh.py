@@ -100,3 +100,52 @@ def test_lost_host_is_repaired_then_cleaned_when_back(testbed_hosts, tmp_path, f
         print(f"{fault}: detected in {detected:.2f} s, repaired in {repaired:.2f} s")
     finally:
         m.shutdown()
+
+
+def test_lost_dom0_vms_are_recreated_elsewhere_and_destroyed_when_it_returns(testbed_hosts, xen_state, tmp_path):
+    """Xen AttiTUNe: the VMs of a crashed dom0 come back on another one with their probes;
+    when the dom0 returns, its old domains are destroyed: every VM once in the union of xl list."""
+    bed = testbed_hosts
+    h1, h2, h3 = bed.hosts
+    xl = "/opt/xen/bin/xl"
+    root = os.path.dirname(HERE)
+    nodes = tmp_path / "nodes"
+    nodes.write_text("".join(f"root@{h.address}\nroot@{h.address}\n" for h in bed.hosts))
+    grid = tmp_path / "grid.xml"
+    grid.write_text(f'<grid><family name="dom0" nodefile="{nodes}" protocol="ssh" driver="xen" key="{bed.key_path}" '
+                    f'dirlocal="/var/lib/tune" allocation="fill"><attribute name="heartbeat-timeout" value="{TIMEOUT}"/>'
+                    f'</family></grid>')
+    app = load_application(os.path.join(root, "examples", "xen_attitune", "app.xml"), grid=str(grid))
+    app.components["Probe"].attributes.update(period="30", threshold="99")
+    if "Consolidator" in app.components:
+        app.components["Consolidator"].initial = 0
+
+    def names(host):
+        out = bed.run_in(host, [xl, "list"]).stdout
+        return sorted(line.split()[0] for line in out.splitlines()[1:] if line.strip() and not line.startswith("Domain-0"))
+
+    def placement_matches():
+        found = {}
+        for h in bed.hosts:
+            for n in names(h):
+                found.setdefault(n, []).append(h.address)
+        return all(found.get(vm.srname) == [vm.node] for vm in m.sr.instances("VM")) and \
+            sorted(found) == sorted(vm.srname for vm in m.sr.instances("VM"))
+
+    m = Manager(app, state_dir=str(tmp_path / "state"), clock=Clock())
+    try:
+        m.deploy()
+        assert names(h2) == ["VM3", "VM4"] and names(h3) == []
+        bed.kill_sshd(h2)
+        assert wait_for(lambda: m.sr.count("VM") == 4 and not m.sr.has_instance("VM3")
+                        and all(v.state is Lifecycle.STARTED for v in m.sr.instances("VM")), BOUND), m.status()
+        assert names(h3) == ["VM5", "VM6"]                               # recreated there by xl create
+        assert {p.srname: [v.srname for v in m.sr.bound(p.srname, "VM")] for p in m.sr.instances("Probe")} == {
+            "Probe1": ["VM1"], "Probe2": ["VM2"], "Probe5": ["VM5"], "Probe6": ["VM6"]}
+        assert all(p.node == m.sr.bound(p.srname, "VM")[0].node for p in m.sr.instances("Probe"))
+        assert names(h2) == ["VM3", "VM4"]                               # the dead host still has them
+        bed.start_sshd(h2)
+        assert wait_for(lambda: m.sr.node(h2.address).state == "up", 30), m.status()["health"]
+        assert names(h2) == [] and placement_matches()                   # destroyed: each VM once
+    finally:
+        m.shutdown()

@@ -10,8 +10,9 @@ diagram; without one the manager runs :func:`default_diagram`, whose one action
    partner), bound to the same partners (a lost partner is replaced by its replacement);
 2. deploy the replacements (folders, legacy archive, pipe) and start those whose predecessor
    was started, in dependency order;
-3. remove the lost instances from the SR; their remains on the dead node are noted and cleaned
-   when it answers again.
+3. remove the lost instances from the SR (their wrapper objects are told to ``stop`` in the
+   background, best effort, so that a probe's sampling thread ends); their remains on the dead
+   node are noted and cleaned when it answers again.
 
 All or nothing: if no node has room or the deployment fails, the replacements are removed and
 the lost instances stay in the SR, failed, for a later repair.  Repairs of the same node are
@@ -22,13 +23,16 @@ partner) is a no-op.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Optional
 
 from ..adl.graph import start_order
 from ..components.component import Component, Lifecycle
 from ..diagrams.engine import DiagramRun
 from ..diagrams.model import Diagram, DiagramNode, NodeKind, Transition
-from ..errors import ActionError
+from ..errors import ActionError, TuneError
+from ..wdl.expr import Scope, evaluate
+from .context import SRResolver
 from . import deployer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,6 +122,7 @@ def repair(m: "Manager", args: tuple[str, ...], *, run: Optional[DiagramRun] = N
             raise ActionError(f"repair of {', '.join(sorted(lost_names))} failed: {exc}",
                               diagram=run.name if run else "repair", node=diagram_node) from exc
         for c in lost:
+            _release(m, c)
             m._forget_instance(c.srname, undeploy=m.deployed)
         for comp in created:
             m.notify("instance.created", instance=comp.srname, node=comp.node)
@@ -125,6 +130,32 @@ def repair(m: "Manager", args: tuple[str, ...], *, run: Optional[DiagramRun] = N
         log.warning("repaired: %s", ", ".join(f"{a} -> {b}" for a, b in mapping.items()))
     _start(m, created, {mapping[k]: v for k, v in was_started.items()}, run, diagram_node)
     return mapping
+
+
+def _release(m: "Manager", comp: Component) -> None:
+    """Let a lost instance's wrapper object release what it holds in the manager (a probe's
+    sampling thread): its ``stop`` runs in the background, best effort, never waited for (on
+    a dead node it fails; its remains there are cleaned when the node is back)."""
+    obj = m.runner._objects.get(comp.srname)
+    wrapper = m.app.wrappers.get(comp.type)
+    wm = wrapper.methods.get("stop") if wrapper else None
+    if obj is None or wm is None:
+        return
+    try:
+        scope = Scope(SRResolver(m.sr), this=comp, args=(), new=())
+        params = [evaluate(p.expr, scope) for p in wm.params]
+        method = getattr(obj, wm.method)
+    except (TuneError, AttributeError) as exc:
+        log.debug("%s: not released: %s", comp.srname, exc)
+        return
+
+    def stop() -> None:
+        try:
+            method(*params)
+        except Exception as exc:  # noqa: BLE001 - best effort on a lost instance
+            log.debug("%s: release (stop) failed: %s", comp.srname, exc)
+
+    threading.Thread(target=stop, name=f"tune-release-{comp.srname}", daemon=True).start()
 
 
 def _start(m: "Manager", created: list[Component], start: dict[str, bool], run: Optional[DiagramRun],
