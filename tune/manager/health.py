@@ -143,6 +143,16 @@ class HealthMonitor:
                     return
 
     def _check(self, node_id: str) -> None:
+        """One heartbeat and what follows from it; the next heartbeat of the node waits for both
+        (a node coming back is cleaned once, by one thread)."""
+        try:
+            self._check_once(node_id)
+        finally:
+            h = self.nodes[node_id]
+            with self._lock:
+                h.checking = False
+
+    def _check_once(self, node_id: str) -> None:
         h = self.nodes[node_id]
         if self.manager.sr.node(node_id).state == "up":
             # the check ends when the node's time is up, so a lost node is declared on time
@@ -158,7 +168,6 @@ class HealthMonitor:
         now = time.monotonic()
         lost = recovered = False
         with self._lock:
-            h.checking = False
             h.checks += 1
             state = self.manager.sr.node(node_id).state
             if ok:
