@@ -526,6 +526,28 @@ def test_the_simulated_world_is_fresh_for_a_fresh_deployment(tmp_path):
         m.shutdown()
 
 
+def test_a_second_manager_on_a_live_state_dir_is_refused_before_touching_anything(tmp_path):
+    from tune.adl.loader import load_application
+    from tune.clock import SimClock
+    from tune.errors import ManagerError
+    from tune.manager import Manager
+    state = str(tmp_path / "s")
+    m = Manager(load_application(XEN), state_dir=state, clock=SimClock(100), control_socket=False)
+    m.deploy()
+    try:
+        before = (m.sr.to_dict(), sorted((n, d.host) for n, d in m.world.domains.items()))
+        for how in ("deploy", "resume"):
+            other = Manager(load_application(XEN), state_dir=state, clock=SimClock(100), control_socket=False)
+            with pytest.raises(ManagerError) as err:
+                getattr(other, how)()
+            assert f"a manager is already running on {state} (pid {os.getpid()})" == str(err.value)
+            other.shutdown()
+        assert (m.sr.to_dict(), sorted((n, d.host) for n, d in m.world.domains.items())) == before
+        assert m.journal.live_deployment() is not None
+    finally:
+        m.shutdown()
+
+
 def test_nothing_to_resume_is_a_clear_error(tmp_path):
     from tune.errors import UsageError
     with pytest.raises(UsageError) as err:

@@ -35,6 +35,7 @@ the process with SIGKILL; ``TUNE_CRASH_TRACE=FILE`` appends every step name to F
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -45,9 +46,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from ..errors import TuneError
+from ..errors import ManagerError, TuneError
 
 JOURNAL_NAME = "journal.sqlite"
+LOCK_NAME = "manager.lock"
 
 #: intent kind -> the kinds that close it
 OUTCOMES: dict[str, tuple[str, ...]] = {
@@ -178,18 +180,50 @@ class Journal:
         self._snap_cost = 0.0
         self.snapshot_interval = snapshot_interval
         self._runs: dict[int, int] = {}  # DiagramRun.id -> seq of its run.begin
+        self._lock_fd: Optional[int] = None
         self.closed = False
 
     @classmethod
-    def open(cls, state_dir: str, **kw: Any) -> "Journal":
+    def open(cls, state_dir: str, *, exclusive: bool = True, **kw: Any) -> "Journal":
+        """The journal of ``state_dir``; ``exclusive``: the one manager of that directory.
+
+        The manager holds an ``flock`` on ``STATE_DIR/manager.lock`` while its journal is open
+        (released by the kernel when it dies, even by SIGKILL), so a second manager — a deploy or
+        a resume while the first still runs — is refused before it touches anything.
+        """
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        return cls(os.path.join(state_dir, JOURNAL_NAME), **kw)
+        lock_fd = None
+        if exclusive:
+            lock_path = os.path.join(state_dir, LOCK_NAME)
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                try:
+                    holder = os.read(lock_fd, 32).decode(errors="replace").strip()
+                finally:
+                    os.close(lock_fd)
+                raise ManagerError(f"a manager is already running on {state_dir}"
+                                   + (f" (pid {holder})" if holder else "")) from None
+            os.ftruncate(lock_fd, 0)
+            os.write(lock_fd, f"{os.getpid()}\n".encode())
+        try:
+            journal = cls(os.path.join(state_dir, JOURNAL_NAME), **kw)
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        journal._lock_fd = lock_fd
+        return journal
 
     def close(self) -> None:
         with self.lock:
             if not self.closed:
                 self.closed = True
                 self.db.close()
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)  # releases the manager lock
+                    self._lock_fd = None
 
     # ---- writing -------------------------------------------------------------------------
     def write(self, kind: str, data: Optional[dict[str, Any]] = None, *, ref: Optional[int] = None,
