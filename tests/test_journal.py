@@ -142,6 +142,12 @@ def test_wrapper_call_arguments_are_redacted():
     assert _redacted(M(), comp, WM(), ["Web1", "hunter2", "user:hunter2@db", "x"]) == ["Web1", "***", "***", "x"]
 
 
+def test_a_failing_call_s_error_is_scrubbed_of_secrets():
+    from tune.manager.runner import _scrub
+    comp = Component("Web1", "Web", {"password": "hunter2"}, secret=frozenset({"password"}))
+    assert _scrub(comp, "login web1:hunter2 refused") == "login web1:*** refused"
+
+
 def test_a_migration_diagram_is_journaled_step_by_step(tmp_path):
     app = load_application(XEN)
     m = Manager(app, clock=SimClock(100), state_dir=str(tmp_path / "s"), control_socket=False)

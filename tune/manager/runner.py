@@ -217,7 +217,8 @@ class ActionRunner:
                                            f"{inst.type}.{method} of {srname}")
         except Exception as exc:  # noqa: BLE001 - any wrapper failure is reported, never fatal
             err = exc.message if isinstance(exc, TuneError) else f"{type(exc).__name__}: {exc}"
-            m.journal_write("call.failed", ref=intent, run=run, instance=srname, method=method, error=err)
+            m.journal_write("call.failed", ref=intent, run=run, instance=srname, method=method,
+                            error=_scrub(inst, err))
             if states:
                 m.sr.set_state(srname, Lifecycle.FAILED, error=err)
             else:
@@ -301,6 +302,15 @@ def call_with_timeout(fn: Any, params: Sequence[Any], timeout: float, clock: Any
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def _scrub(inst: Component, text: str) -> str:
+    """``text`` with the instance's secret attribute values replaced by ``***``."""
+    for k in inst.secret:
+        value = str(inst.attributes.get(k) or "")
+        if value:
+            text = text.replace(value, "***")
+    return text
 
 
 def _redacted(m: "Manager", inst: Component, wm: Any, params: Sequence[Any]) -> list[str]:
