@@ -548,6 +548,29 @@ def test_a_second_manager_on_a_live_state_dir_is_refused_before_touching_anythin
         m.shutdown()
 
 
+def test_recovery_policy_attribute_wrapper_class_and_default():
+    from tune.adl.loader import load_application
+    from tune.components import Component
+    from tune.manager import Manager
+    from tune.manager.recovery import recovery_policy
+    import tune.testing
+    app = load_application(WEB)
+    m = Manager(app, control_socket=False, journal=False)
+    web = Component("Web1", "Web")
+    assert recovery_policy(m, web) == "keep"                        # has a host family
+    tune.testing.RecordingService.tune_recovery = "restart"          # the wrapper class says so
+    try:
+        assert recovery_policy(m, web) == "restart"
+        app.components["Web"].attributes["recovery"] = "keep"        # the component wins
+        assert recovery_policy(m, web) == "keep"
+    finally:
+        del tune.testing.RecordingService.tune_recovery
+    xen = load_application(XEN)
+    mx = Manager(xen, control_socket=False, journal=False)
+    assert recovery_policy(mx, Component("Probe1", "Probe")) == "restart"   # no host family
+    assert recovery_policy(mx, Component("VM1", "VM")) == "keep"
+
+
 def test_nothing_to_resume_is_a_clear_error(tmp_path):
     from tune.errors import UsageError
     with pytest.raises(UsageError) as err:

@@ -29,8 +29,8 @@ steps, each written to the journal so a crash during recovery is itself recovere
    ``restart`` recovery policy that were started have ``start`` called again, because what
    their start made (a probe's sampling thread) lived in the dead manager's process.
 
-Recovery policy of a component type: its attribute ``recovery`` (``restart`` or ``keep``);
-by default ``restart`` for types without a host family (agents placed beside what they watch,
+Recovery policy of a component type: its attribute ``recovery`` (``restart`` or ``keep``), else
+its wrapper class's ``tune_recovery``; by default ``restart`` for types without a host family (agents placed beside what they watch,
 such as CPU probes) and ``keep`` for the others, whose running state is left alone.
 """
 
@@ -94,6 +94,17 @@ def recovery_policy(manager: "Manager", comp: Component) -> str:
     policy = str(ct.attributes.get("recovery", "") or "").strip().lower()
     if policy in (RESTART, KEEP):
         return policy
+    wrapper = manager.app.wrappers.get(comp.type)
+    start = wrapper.methods.get("start") if wrapper else None
+    if start is not None:  # the wrapper class may say it: tune_recovery = "restart"
+        try:
+            from ..wdl.resolve import resolve_method
+            cls, _fn = resolve_method(start, manager.app.base_dir)
+            policy = str(getattr(cls, "tune_recovery", "") or "").strip().lower()
+        except TuneError:
+            policy = ""
+        if policy in (RESTART, KEEP):
+            return policy
     return KEEP if ct.host_family else RESTART
 
 
