@@ -118,34 +118,57 @@ def test_format_examples_parse(doc, marker, lang, body, line, tmp_path):
 RUN = [x for x in ALL if x[1] == "run" or x[1].startswith("run:")]
 
 
-def _run_shell(body, tmp_path, timeout=600, cleanup=""):
-    """Run a block in its own process group; whatever it left running (a manager started with
-    ``&`` before a failing line) gets SIGTERM (managers undeploy on it), then SIGKILL."""
+_GROUPS: list[int] = []
+
+
+def _stop_group(pgid):
+    """SIGTERM (a manager undeploys on it), then SIGKILL, what a block left running."""
     import signal
     import time
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_leftovers():
+    """A block may leave a manager running for the next blocks (``tune deploy ... &``); whatever is
+    still running when the documentation has been run is stopped."""
+    yield
+    while _GROUPS:
+        _stop_group(_GROUPS.pop())
+
+
+def _run_shell(body, tmp_path, timeout=600, cleanup=""):
+    """Run a block in its own process group.  A failing block's leftovers are stopped at once
+    (and a block that brought the test bed up takes it down); a passing block's stay for the
+    next blocks, as they do for a reader following the tutorial."""
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), PYTHONPATH=ROOT)
     p = subprocess.Popen(["bash", "-c", "set -euo pipefail\n" + body], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ok = False
     try:
         out, err = p.communicate(timeout=timeout)
+        ok = p.returncode == 0
     finally:
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 0)):
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(p.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.2)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        if cleanup:
-            subprocess.run(["bash", "-c", cleanup], cwd=ROOT, env=env, capture_output=True, timeout=120)
+        if ok:
+            _GROUPS.append(p.pid)
+        else:
+            _stop_group(p.pid)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            if cleanup:
+                subprocess.run(["bash", "-c", cleanup], cwd=ROOT, env=env, capture_output=True, timeout=120)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 

@@ -40,6 +40,10 @@ class SystemRepresentation:
         self.graph = nx.MultiDiGraph()
         self.lock = threading.RLock()
         self._counters: dict[str, int] = {}
+        # indexes kept in step with the graph (allocation asks them for every new instance)
+        self._nodes: dict[str, Node] = {}
+        self._by_type: dict[str, dict[str, Component]] = {}
+        self._slots: dict[str, int] = {}
         self.bindings: dict[tuple[str, str], Binding] = {b.key: b for b in bindings}
         self.version = 0  # bumped on every change (status, journal)
 
@@ -47,6 +51,7 @@ class SystemRepresentation:
     def add_node(self, node: Node) -> Node:
         with self.lock:
             self.graph.add_node(_n(node.id), obj=node)
+            self._nodes[node.id] = node
             self.version += 1
             return node
 
@@ -59,13 +64,10 @@ class SystemRepresentation:
 
     def nodes(self, family: Optional[str] = None) -> list[Node]:
         with self.lock:
-            return [d["obj"] for k, d in self.graph.nodes(data=True)
-                    if k[0] == "n" and (family is None or d["obj"].family == family)]
+            return [n for n in self._nodes.values() if family is None or n.family == family]
 
     def used_slots(self, node_id: str) -> int:
-        with self.lock:
-            return sum(1 for _u, _v, d in self.graph.in_edges(_n(node_id), data=True)
-                       if d.get("kind") == "placement" and d.get("slot", True))
+        return self._slots.get(node_id, 0)
 
     def free_slots(self, node_id: str) -> int:
         return self.node(node_id).slots - self.used_slots(node_id)
@@ -92,13 +94,16 @@ class SystemRepresentation:
             if _i(comp.srname) in self.graph:
                 raise TuneError(f"instance {comp.srname} already exists")
             self.graph.add_node(_i(comp.srname), obj=comp)
+            self._by_type.setdefault(comp.type, {})[comp.srname] = comp
             self.version += 1
             return comp
 
     def remove_instance(self, srname: str) -> Component:
         with self.lock:
             comp = self.instance(srname)
+            self._unplace(srname)
             self.graph.remove_node(_i(srname))
+            self._by_type.get(comp.type, {}).pop(srname, None)
             self.version += 1
             return comp
 
@@ -114,12 +119,14 @@ class SystemRepresentation:
 
     def instances(self, comp_type: Optional[str] = None) -> list[Component]:
         with self.lock:
-            out = [d["obj"] for k, d in self.graph.nodes(data=True)
-                   if k[0] == "i" and (comp_type is None or d["obj"].type == comp_type)]
+            if comp_type is not None:
+                out = list(self._by_type.get(comp_type, {}).values())
+            else:
+                out = [c for group in self._by_type.values() for c in group.values()]
         return sorted(out, key=lambda c: (c.type, _natural(c.srname)))
 
     def count(self, comp_type: str) -> int:
-        return len(self.instances(comp_type))
+        return len(self._by_type.get(comp_type, ()))
 
     # ---- placement ---------------------------------------------------------------------
     def place(self, srname: str, node_id: str, *, check_slots: bool = True, uses_slot: bool = True) -> None:
@@ -131,6 +138,8 @@ class SystemRepresentation:
                 raise AllocationError(f"node {node_id} has no free slot for {srname}")
             self._unplace(srname)
             self.graph.add_edge(_i(srname), _n(node_id), kind="placement", slot=uses_slot)
+            if uses_slot:
+                self._slots[node_id] = self._slots.get(node_id, 0) + 1
             comp.node = node.id
             comp.uses_slot = uses_slot
             self.version += 1
@@ -139,6 +148,8 @@ class SystemRepresentation:
         for _u, v, k, d in list(self.graph.out_edges(_i(srname), keys=True, data=True)):
             if d.get("kind") == "placement":
                 self.graph.remove_edge(_i(srname), v, key=k)
+                if d.get("slot", True):
+                    self._slots[v[1]] = self._slots.get(v[1], 0) - 1
 
     def unplace(self, srname: str) -> None:
         with self.lock:

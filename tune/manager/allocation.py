@@ -40,13 +40,12 @@ class RoundRobin(Allocation):
         self._last: dict[str, str] = {}
 
     def pick(self, nodes: Sequence[Node], used: Callable[[str], int]) -> Node:
-        free = _free(nodes, used)
+        free = {n.id for n in _free(nodes, used)}
         family = nodes[0].family
         last = self._last.get(family)
-        ids = [n.id for n in nodes]
-        start = ids.index(last) + 1 if last in ids else 0
+        start = next((i + 1 for i, n in enumerate(nodes) if n.id == last), 0)
         ring = list(nodes[start:]) + list(nodes[:start])
-        choice = next(n for n in ring if n in free)
+        choice = next(n for n in ring if n.id in free)
         self._last[family] = choice.id
         return choice
 
@@ -66,8 +65,8 @@ class Spread(Allocation):
     name = "spread"
 
     def pick(self, nodes: Sequence[Node], used: Callable[[str], int]) -> Node:
-        free = _free(nodes, used)
-        return min(free, key=lambda n: (used(n.id), nodes.index(n)))
+        order = {n.id: i for i, n in enumerate(nodes)}
+        return min(_free(nodes, used), key=lambda n: (used(n.id), order[n.id]))
 
 
 allocations: Registry[Allocation] = Registry("allocation")

@@ -34,26 +34,39 @@ def instance_dir(manager: "Manager", comp: Component) -> str:
 
 
 def deploy_commands(manager: "Manager", ex: Executor, node_id: str, comps: Iterable[Component]) -> list[str]:
-    """Prepare one node for ``comps``; returns the commands it ran (for ``--dry-run`` as well)."""
+    """Prepare one node for ``comps``; returns the commands it ran (for ``--dry-run`` as well).
+
+    A few round trips per node whatever the number of instances: one command makes every folder,
+    the node pipe and each instance's link to it; each legacy archive is copied once to the node
+    and unpacked into every instance folder that needs it by one more command.
+    """
+    comps = list(comps)
     base = ex.path(app_dir(manager, node_id))
     pipe = posixpath.join(base, PIPE_NAME)
-    done = [quote_command(["mkdir", "-p", "-m", "0750", base]), create_pipe_command(pipe).line]
+    dirs = [ex.path(c.dir_local) for c in comps]
+    parts = [quote_command(["mkdir", "-p", "-m", "0750", base]), create_pipe_command(pipe).line]
+    if dirs:
+        parts.append(quote_command(["mkdir", "-p", *dirs]))
+        parts += [f"ln -sfn ../{PIPE_NAME} {quote_command([posixpath.join(d, PIPE_NAME)])}" for d in dirs]
+    prepare = Shell(" && ".join(parts))
+    done = [prepare.line]
     if not manager.dry_run:
-        ex.run(["mkdir", "-p", "-m", "0750", base])
-        ex.run(create_pipe_command(pipe))
-    for comp in comps:
-        d = ex.path(comp.dir_local)
-        link = Shell(f"ln -sfn ../{PIPE_NAME} {quote_command([posixpath.join(d, PIPE_NAME)])}")
-        done += [quote_command(["mkdir", "-p", d]), link.line]
-        if not manager.dry_run:
-            ex.run(["mkdir", "-p", d])
-            ex.run(link)
-        ctype = manager.app.components[comp.type]
-        archive = manager.app.resolve(ctype.legacy_file)
+        ex.run(prepare)
+    by_archive: dict[str, list[str]] = {}
+    for comp, d in zip(comps, dirs):
+        archive = manager.app.resolve(manager.app.components[comp.type].legacy_file)
         if archive:
-            done.append(f"put {archive} -> {d}/ && unpack")
-            if not manager.dry_run:
-                ex.put_archive(archive, d)
+            by_archive.setdefault(archive, []).append(d)
+    for archive, targets in by_archive.items():
+        remote = posixpath.join(base, ".legacy-" + posixpath.basename(archive))
+        unzip = archive.endswith(".zip")
+        unpack = [quote_command(["unzip", "-o", "-q", remote, "-d", d] if unzip else ["tar", "-x", "-f", remote, "-C", d])
+                  for d in targets]
+        line = " && ".join(unpack + [quote_command(["rm", "-f", remote])])
+        done += [f"put {archive} -> {remote}", line]
+        if not manager.dry_run:
+            ex.put(archive, remote)
+            ex.run(Shell(line))
     return done
 
 
