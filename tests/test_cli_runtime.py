@@ -113,7 +113,7 @@ def test_no_manager_is_a_clear_runtime_error(tmp_path, capsys):
 
 
 def test_help_has_examples(capsys):
-    for cmd in ("deploy", "validate", "event", "status", "undeploy"):
+    for cmd in ("deploy", "undeploy", "status", "event", "validate", "draw", "simulate", "measure-migration"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
