@@ -62,13 +62,14 @@ def _zygote_main() -> None:  # pragma: no cover - runs in the zygote process
     """Import tune once, then fork one child per request (each child a fresh manager process)."""
     import time
     import traceback
+    import importlib
     sys.path.insert(0, ROOT)
-    import examples.xen_attitune.vm  # noqa: F401
-    import tune.adl.loader  # noqa: F401
-    import tune.manager  # noqa: F401
-    import tune.policies.placement  # noqa: F401
-    import tune.probes.cpu  # noqa: F401
-    import tune.testing  # noqa: F401
+    for name in ("tune.adl.loader", "tune.manager", "tune.policies.placement", "tune.probes.cpu",
+                 "tune.testing", "examples.xen_attitune.vm"):
+        try:  # preloading is only an optimisation: a child imports what is missing
+            importlib.import_module(name)
+        except ImportError:
+            pass
     for line in sys.stdin:
         req = json.loads(line)
         pid = os.fork()
@@ -116,7 +117,10 @@ class Zygote:
             self.proc.stdin.write(json.dumps({"argv": argv, "env": env, "out": out, "err": err,
                                               "timeout": timeout}) + "\n")
             self.proc.stdin.flush()
-            rc = json.loads(self.proc.stdout.readline())["rc"]
+            answer = self.proc.stdout.readline()
+            if not answer:
+                raise RuntimeError(f"the crash-run zygote died (exit {self.proc.poll()})")
+            rc = json.loads(answer)["rc"]
             read = lambda p: open(p).read() if os.path.exists(p) else ""  # noqa: E731
             return subprocess.CompletedProcess(argv, rc, read(out), read(err))
 
