@@ -510,6 +510,22 @@ def test_a_crash_during_recovery_is_recovered_and_resume_is_idempotent(tmp_path)
         m.shutdown()
 
 
+def test_simulated_host_power_follows_the_world(tmp_path):
+    state = str(tmp_path / "s")
+    assert crash_run(XEN, state, "--deploy", []).returncode == 0
+    path = os.path.join(state, "simworld.json")
+    world = json.load(open(path))
+    world["hosts"]["dom0-c"]["powered"] = False   # the empty host switched off, not yet in the SR
+    json.dump(world, open(path, "w"))
+    m = resume(XEN, state)
+    try:
+        assert m.recovery.actions == ["node dom0-c: powered off, the journal said up"]
+        assert [(n.id, n.state) for n in m.sr.nodes("dom0")] == [("dom0-a", "up"), ("dom0-b", "up"),
+                                                                  ("dom0-c", "off")]
+    finally:
+        m.shutdown()
+
+
 def test_the_simulated_world_is_fresh_for_a_fresh_deployment(tmp_path):
     from tune.adl.loader import load_application
     from tune.clock import SimClock

@@ -291,6 +291,20 @@ def _finish_migration(m: "Manager", intent: Record, reality: _Reality, report: R
     m.record_migration(rep)
 
 
+def _reconcile_power(m: "Manager", report: RecoveryReport) -> None:
+    """Simulated hosts: the SR's up/off follows the (persistent) world's power state."""
+    for node in m.sr.nodes():
+        if node.driver != "sim" or node.state not in ("up", "off"):
+            continue
+        host = m.world.hosts.get(node.host)
+        if host is None:
+            continue
+        state = "up" if host.powered else "off"
+        if state != node.state:
+            report.did(f"node {node.id}: powered {'on' if host.powered else 'off'}, the journal said {node.state}")
+            m.sr.set_node_state(node.id, state)
+
+
 def _reconcile_domains(m: "Manager", reality: _Reality, report: RecoveryReport) -> None:
     known = set()
     for comp in m.sr.instances():
@@ -436,6 +450,7 @@ def resume(m: "Manager", *, start: bool = True) -> RecoveryReport:
         _complete_remove(m, intent, recs, reality, report)
     if by_kind("create.intent") or by_kind("remove.intent"):
         reality.ask()
+    _reconcile_power(m, report)
     _reconcile_domains(m, reality, report)
     _reconcile_others(m, reality, report)
     for intent in by_kind("call.intent"):
