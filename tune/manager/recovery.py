@@ -3,11 +3,13 @@
 :func:`resume` (``tune deploy --resume``, or a restart with the same state directory) runs these
 steps, each written to the journal so a crash during recovery is itself recovered:
 
-1. **The System Representation** is read back from the journal's last snapshot (secret
-   attribute values, never written to disk, come back from the application description).
+1. **The System Representation** is read back from the journal's last snapshot and the changes
+   journaled after it are replayed (secret attribute values, never written to disk, come back
+   from the application description).
 2. **Reality** is asked: ``driver.list()`` on every node of each family that has a hypervisor
-   driver (where each domain really runs); the node's file system for the instance folders of
-   the Comp++ / Comp-- in flight (does ``dir_local`` exist).
+   driver (where each domain really runs; a host that cannot be asked makes nothing decided on
+   a guess); the nodes' file systems for instance folders (does ``dir_local`` exist); the
+   persistent simulated world for simulated hosts' power.
 3. **Interrupted steps** (intents without outcome) are finished or compensated:
 
    * a migration found completed (the domain runs on the destination) is recorded there; not
@@ -30,8 +32,9 @@ steps, each written to the journal so a crash during recovery is itself recovere
    their start made (a probe's sampling thread) lived in the dead manager's process.
 
 Recovery policy of a component type: its attribute ``recovery`` (``restart`` or ``keep``), else
-its wrapper class's ``tune_recovery``; by default ``restart`` for types without a host family (agents placed beside what they watch,
-such as CPU probes) and ``keep`` for the others, whose running state is left alone.
+its wrapper class's ``tune_recovery``; by default ``restart`` for types without a host family
+(agents placed beside what they watch, such as CPU probes) and ``keep`` for the others, whose
+running state is left alone.
 """
 
 from __future__ import annotations
