@@ -251,21 +251,17 @@ def action_timeout(manager: "Manager", run: DiagramRun | None, node_id: str) -> 
     return manager.action_timeout
 
 
-_TIMEOUTS: dict[tuple[str, float], dict[str, float]] = {}
-
-
 def node_timeouts(diagram: Any) -> dict[str, float]:
-    """``timeout`` attributes of a diagram file's action nodes (read once per file version)."""
+    """``timeout`` attributes of a diagram file's action nodes (read once per Diagram object)."""
     import os
 
+    cached = getattr(diagram, "_tune_timeouts", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     path = getattr(diagram, "file", None)
-    if not path or not os.path.exists(path):
-        return {}
-    key = (path, os.stat(path).st_mtime)
-    found = _TIMEOUTS.get(key)
-    if found is None:
+    found: dict[str, float] = {}
+    if path and os.path.exists(path):
         from ..xmlsafe import local_name, parse_xml
-        found = {}
         for el in parse_xml(path).getroot():
             if isinstance(el.tag, str) and local_name(el) == "action" and el.get("timeout") and el.get("id"):
                 try:
@@ -277,7 +273,10 @@ def node_timeouts(diagram: Any) -> dict[str, float]:
                     raise ActionError(f"action {el.get('id')}: timeout must be positive", diagram=diagram.name,
                                       node=el.get("id"))
                 found[el.get("id")] = value
-        _TIMEOUTS[key] = found
+    try:
+        diagram._tune_timeouts = found  # no stat of the file per call (tune.manager.runner)
+    except AttributeError:
+        pass
     return found
 
 
