@@ -45,6 +45,29 @@ def test_journal_is_private_wal_and_reads_back(tmp_path):
     again.close()
 
 
+def test_group_commit_async_records_commit_soon_sync_ones_at_once(tmp_path):
+    import time as _time
+    j = Journal.open(str(tmp_path / "s"))
+    other = sqlite3.connect(str(tmp_path / "s" / "journal.sqlite"))   # what a crash would leave
+
+    def on_disk():
+        return [k for (k,) in other.execute("SELECT kind FROM records ORDER BY seq")]
+
+    j.write("run.begin")                                   # asynchronous: committed by the background
+    j.write("call.intent", {"instance": "A1", "method": "start"})   # synchronous: committed now
+    assert on_disk() == ["run.begin", "call.intent"]       # (with everything written before it)
+    j.write("call.intent", {"instance": "A1", "method": "configure"})
+    deadline = _time.monotonic() + 2
+    while on_disk() != ["run.begin", "call.intent", "call.intent"] and _time.monotonic() < deadline:
+        _time.sleep(0.005)
+    assert on_disk() == ["run.begin", "call.intent", "call.intent"]
+    j.write("migrate.intent", {"vm": "VM1"})
+    assert on_disk()[-1] == "migrate.intent"
+    j.write("node.end")
+    j.close()                                               # closing commits the rest
+    assert on_disk()[-1] == "node.end"
+
+
 def test_live_deployment_until_undeployed(tmp_path):
     j = Journal.open(str(tmp_path))
     assert j.live_deployment() is None
@@ -75,6 +98,7 @@ def test_snapshots_with_structural_records_and_at_most_every_interval(tmp_path):
     j.write("assign", sr=sr)            # changed, but not structural and within the interval: no snapshot
     j.write("relocate", sr=sr)          # structural: snapshot
     j.write("relocate", sr=sr)          # structural, unchanged: no snapshot
+    j.flush()
     assert [r for (r,) in j.db.execute("SELECT record FROM snapshots ORDER BY record")] == [1, 3]
     seq, snap = j.last_snapshot()
     assert seq == 3 and snap["instances"][0]["attributes"] == {"pw": "***", "x": "2"}   # secrets redacted

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -47,6 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from ..errors import ManagerError, TuneError
+
+log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "journal.sqlite"
 LOCK_NAME = "manager.lock"
@@ -161,11 +164,14 @@ def _private(path: str) -> None:
 class Journal:
     """The write-ahead journal of one manager (thread-safe)."""
 
-    def __init__(self, path: str, *, synchronous: str = "NORMAL", snapshot_interval: float = 1.0) -> None:
+    def __init__(self, path: str, *, synchronous: str = "NORMAL", snapshot_interval: float = 1.0,
+                 group_commit: bool = True) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise JournalError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()       # in-memory state: numbering, pending records, snapshots
+        self._db_lock = threading.Lock()   # the SQLite connection
+        self._commit_lock = threading.Lock()
         try:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -175,11 +181,18 @@ class Journal:
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from exc
         _private(path)
+        self._seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0])
+        self._committed = self._seq
+        self._pending: list[tuple[int, float, str, Optional[int], Optional[int], str, Any]] = []
+        self.group_commit = group_commit
+        self._wake = threading.Event()
+        self._committer: Optional[threading.Thread] = None
         self._snap_version: Optional[int] = None
         self._snap_time = float("-inf")
         self._snap_cost = 0.0
         self.snapshot_interval = snapshot_interval
         self._runs: dict[int, int] = {}  # DiagramRun.id -> seq of its run.begin
+        self._sync_ends: set[int] = set()
         self._lock_fd: Optional[int] = None
         self.closed = False
 
@@ -218,18 +231,85 @@ class Journal:
 
     def close(self) -> None:
         with self.lock:
-            if not self.closed:
-                self.closed = True
-                self.db.close()
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)  # releases the manager lock
-                    self._lock_fd = None
+            if self.closed:
+                return
+            self.closed = True
+        self._wake.set()
+        if self._committer is not None and self._committer is not threading.current_thread():
+            self._committer.join(5)
+        self._commit()
+        with self._db_lock:
+            self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the manager lock
+            self._lock_fd = None
+
+    # ---- group commit ----------------------------------------------------------------------
+    def _commit(self) -> None:
+        """Commit every pending record (in order, with their snapshots) in one transaction."""
+        with self._commit_lock:
+            with self.lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            with self._db_lock:
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                    self.db.executemany("INSERT INTO records(seq, time, kind, ref, run, data) VALUES (?,?,?,?,?,?)",
+                                        [b[:6] for b in batch])
+                    snaps = [(b[0], b[6][0], b[6][1]) for b in batch if b[6] is not None]
+                    if snaps:
+                        self.db.executemany("INSERT INTO snapshots(record, version, data) VALUES (?,?,?)", snaps)
+                    self.db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    with self.lock:
+                        self._pending[:0] = batch   # kept for the next attempt
+                    raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
+                last = batch[-1][0]
+                if (batch[0][0] - 1) // 200 != last // 200:   # every 200 records: keep the last snapshots only
+                    self.db.execute("DELETE FROM snapshots WHERE record < ?", (last - 2000,))
+                first_commit = self._committed == 0
+            with self.lock:
+                self._committed = last
+            if first_commit:
+                _private(self.path)
+
+    def flush(self, seq: Optional[int] = None) -> None:
+        """Return once record ``seq`` (default: every record written so far) is committed."""
+        target = self._seq if seq is None else seq
+        if self._committed >= target:
+            return
+        self._commit()
+
+    def _run_committer(self) -> None:
+        while True:
+            self._wake.wait()
+            if self.closed:
+                return
+            time.sleep(0.002)   # gather what other threads write meanwhile into one transaction
+            self._wake.clear()
+            try:
+                self._commit()
+            except JournalError:
+                log.exception("journal: background commit failed (retried with the next records)")
 
     # ---- writing -------------------------------------------------------------------------
     def write(self, kind: str, data: Optional[dict[str, Any]] = None, *, ref: Optional[int] = None,
-              run: Optional[int] = None, sr: Any = None, force_snapshot: bool = False) -> int:
-        """Append one record (and the SR, if it changed since the last snapshot); returns its seq."""
+              run: Optional[int] = None, sr: Any = None, force_snapshot: bool = False,
+              sync: Optional[bool] = None) -> int:
+        """Append one record (and the SR, if it changed since the last snapshot); returns its seq.
+
+        A *synchronous* record (:func:`needs_sync`: the intents of steps that change the world,
+        or ``sync=True``) is committed before this returns; the others are committed by a
+        background thread within milliseconds, many in one transaction (group commit).
+        """
         text = json.dumps(data or {}, sort_keys=True, default=str)
+        if sync is None:
+            sync = not self.group_commit or needs_sync(kind, data) or _crash.step is not None
         with self.lock:
             if self.closed:
                 return 0
@@ -241,27 +321,17 @@ class Journal:
                 with sr.lock:
                     snap = (sr.version, sr.to_json(redact=True))
                 self._snap_cost = time.monotonic() - now  # periodic snapshots stay under ~10% of the time
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-                cur = self.db.execute("INSERT INTO records(time, kind, ref, run, data) VALUES (?,?,?,?,?)",
-                                      (time.time(), kind, ref, run, text))
-                seq = int(cur.lastrowid or 0)
-                if snap is not None:
-                    self.db.execute("INSERT INTO snapshots(record, version, data) VALUES (?,?,?)",
-                                    (seq, snap[0], snap[1]))
-                self.db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                try:
-                    self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-                raise JournalError(f"cannot write to the journal {self.path}: {exc}") from exc
-            if snap is not None:
                 self._snap_version, self._snap_time = snap[0], now
-                if seq % 200 == 0:  # keep the last snapshots only
-                    self.db.execute("DELETE FROM snapshots WHERE record < ?", (seq - 2000,))
-            if seq <= 2:
-                _private(self.path)
+            self._seq += 1
+            seq = self._seq
+            self._pending.append((seq, time.time(), kind, ref, run, text, snap))
+            if not sync and self._committer is None:
+                self._committer = threading.Thread(target=self._run_committer, name="tune-journal", daemon=True)
+                self._committer.start()
+        if sync:
+            self.flush(seq)
+        else:
+            self._wake.set()
         if kind == "deploy.begin":
             self.compact()
         crash_point(kind)
@@ -273,15 +343,20 @@ class Journal:
     def begin_run(self, run_id: int, data: dict[str, Any], sr: Any = None) -> int:
         seq = self.write("run.begin", data, sr=sr)
         self._runs[run_id] = seq
+        if data.get("on_failure") or data.get("diagram") in ("start", "default-start"):
+            self._sync_ends.add(run_id)   # recovery would act on it if interrupted: its end is synchronous
         return seq
 
     def end_run(self, run_id: int, data: dict[str, Any], sr: Any = None) -> int:
         seq = self._runs.pop(run_id, None)
-        return self.write("run.end", data, ref=seq, run=seq, sr=sr)
+        sync = True if run_id in self._sync_ends else None
+        self._sync_ends.discard(run_id)
+        return self.write("run.end", data, ref=seq, run=seq, sr=sr, sync=sync)
 
     # ---- reading -------------------------------------------------------------------------
     def records(self, since: int = 0, kinds: Optional[Iterable[str]] = None) -> list[Record]:
-        with self.lock:
+        self.flush()
+        with self._db_lock:
             rows = self.db.execute("SELECT seq, time, kind, ref, run, data FROM records WHERE seq >= ? "
                                    "ORDER BY seq", (since,)).fetchall()
         wanted = set(kinds) if kinds is not None else None
@@ -289,7 +364,8 @@ class Journal:
                 if wanted is None or r[2] in wanted]
 
     def last(self, kind: str) -> Optional[Record]:
-        with self.lock:
+        self.flush()
+        with self._db_lock:
             r = self.db.execute("SELECT seq, time, kind, ref, run, data FROM records WHERE kind = ? "
                                 "ORDER BY seq DESC LIMIT 1", (kind,)).fetchone()
         return None if r is None else Record(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]))
@@ -301,7 +377,8 @@ class Journal:
 
     def last_snapshot(self) -> Optional[tuple[int, dict[str, Any]]]:
         """(seq of the record it was written with, the SR as a dict), or None."""
-        with self.lock:
+        self.flush()
+        with self._db_lock:
             r = self.db.execute("SELECT record, data FROM snapshots ORDER BY record DESC LIMIT 1").fetchone()
         return None if r is None else (int(r[0]), dict(json.loads(r[1])))
 
@@ -319,7 +396,7 @@ class Journal:
         begin = self.last("deploy.begin")
         if begin is None:
             return 0
-        with self.lock:
+        with self._db_lock:
             prev = self.db.execute("SELECT MAX(seq) FROM records WHERE kind = 'deploy.begin' AND seq < ?",
                                    (begin.seq,)).fetchone()[0]
             if prev is None:
@@ -333,6 +410,25 @@ class Journal:
         recs = self.records(since)
         closed = {r.ref for r in recs if r.kind in CLOSING and r.ref is not None}
         return [r for r in recs if r.kind in OUTCOMES and r.seq not in closed]
+
+
+#: records committed before :meth:`Journal.write` returns, whatever the group commit
+SYNC_KINDS = frozenset({"deploy.begin", "deploy.end", "create.intent", "create.placed", "remove.intent",
+                        "migrate.intent", "undeploy.begin", "undeploy.end", "recovery.begin",
+                        "recovery.end", "resume"})
+
+
+def needs_sync(kind: str, data: Optional[dict[str, Any]]) -> bool:
+    """Committed before :meth:`Journal.write` returns: the intents of steps that change the world
+    outside the manager (and ``start`` / ``stop`` calls and their outcomes: recovery must know
+    whether they may have happened); :meth:`Journal.end_run` adds the end of a run recovery would
+    act on if it were interrupted (one with an ``on-failure`` diagram, a ``start`` diagram).  What
+    may be lost in a crash is only a tail of records about runs and wrapper calls recovery has
+    nothing to do about — as if the event that started them came a moment later."""
+    if kind in SYNC_KINDS:
+        return True
+    return kind in ("call.intent", "call.done", "call.failed") and bool(data) and \
+        str(data.get("method")) in LIFECYCLE_METHODS  # type: ignore[union-attr]
 
 
 def replay(sr: Any, records: Iterable[Record]) -> int:
