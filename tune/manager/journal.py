@@ -296,6 +296,8 @@ class Journal:
                 self._commit()
             except JournalError:
                 log.exception("journal: background commit failed (retried with the next records)")
+            if self.closed:   # close() may have set the wake-up cleared above
+                return
 
     # ---- writing -------------------------------------------------------------------------
     def write(self, kind: str, data: Optional[dict[str, Any]] = None, *, ref: Optional[int] = None,
