@@ -14,6 +14,10 @@ from tune.manager.consolidation import consolidate
 
 
 class Consolidator:
+    #: after a manager crash, ``tune deploy --resume`` calls ``start`` again (the timer lived in
+    #: the dead manager's process)
+    tune_recovery = "restart"
+
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._stop = threading.Event()
