@@ -259,16 +259,9 @@ def claim_testbed_slot(prefix: str, third_octet: int) -> tuple[str, str, int]:
     Holding an ``flock`` for the process's lifetime keeps a second run from tearing this one's
     hosts down (``TestBed.up()`` first removes leftovers of its prefix).
     """
-    import fcntl
-    for i in range(20):
-        fd = os.open(f"/tmp/tune-bench-{prefix}{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        return (prefix if i == 0 else f"{prefix}{i}"), f"10.79.{third_octet + i}", fd
-    raise RuntimeError(f"no free test-bed slot for {prefix} (20 runs at once?)")
+    from tune.testbed.slots import claim_slot
+    i, fd = claim_slot(f"tune-bench-{prefix}", 20)
+    return (prefix if i == 0 else f"{prefix}{i}"), f"10.79.{third_octet + i}", fd
 
 
 def quiet_logs() -> None:

@@ -14,7 +14,6 @@ Concurrent sessions (pytest-xdist workers, several developers) each claim a free
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from typing import Iterator
@@ -22,24 +21,16 @@ from typing import Iterator
 import pytest
 
 from .netns import SKIP_REASON, TestBed, TestBedError, testbed_missing_reason
+from .slots import claim_slot
 
 
 def _claim_slot() -> tuple[int, int]:
     """A test-bed slot no other pytest session on this machine uses: (index, lock fd).
 
-    Several sessions may run at once (xdist workers, two developers, CI): each holds an
-    ``flock`` on ``/tmp/tune-testbed-ttN.lock`` for its lifetime and builds ``ttN`` on
-    ``10.78.N.0/24``, so one session's clean-up of leftovers never removes another's hosts.
+    Several sessions may run at once (xdist workers, two developers, CI): each builds ``ttN`` on
+    ``10.78.N.0/24`` while it holds slot N.
     """
-    for index in range(0, 50):
-        fd = os.open(f"/tmp/tune-testbed-tt{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        return index, fd
-    raise RuntimeError("no free test-bed slot (50 sessions running?)")
+    return claim_slot("tune-testbed-tt", 50)
 
 
 @pytest.fixture(scope="session")
