@@ -6,7 +6,7 @@ Parsing is strict about structure (unknown elements, missing names, duplicates a
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 from lxml import etree
 
@@ -43,6 +43,20 @@ def _int(el: etree._Element, attr: str, file: str, default: Optional[int]) -> Op
     return value
 
 
+def _attribute_children(el: etree._Element, what: str, owner: str, file: str,
+                        taken: dict[str, str]) -> Iterator[tuple[str, etree._Element]]:
+    """The ``<attribute>`` children of a ``<family>`` or ``<component>``, each name once."""
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        if local_name(child) != "attribute":
+            raise ParseError(f"unexpected <{local_name(child)}> in <{what}>", file=file, line=child.sourceline)
+        attr = _name(child, "attribute", file)
+        if attr in taken:
+            raise ParseError(f"{what} {owner}: duplicate attribute {attr!r}", file=file, line=child.sourceline)
+        yield attr, child
+
+
 def parse_family(el: etree._Element, file: str) -> Family:
     src = Source(file, el.sourceline)
     name = _name(el, "family", file)
@@ -56,14 +70,7 @@ def parse_family(el: etree._Element, file: str) -> Family:
                          f"(one of {', '.join(ALLOCATIONS)})", file=file, line=el.sourceline)
     port = _int(el, "port", file, None)
     extra = {k: v for k, v in el.attrib.items() if k not in FAMILY_FIELDS}
-    for child in el:
-        if not isinstance(child.tag, str):
-            continue
-        if local_name(child) != "attribute":
-            raise ParseError(f"unexpected <{local_name(child)}> in <family>", file=file, line=child.sourceline)
-        attr = _name(child, "attribute", file)
-        if attr in extra:
-            raise ParseError(f"family {name}: duplicate attribute {attr!r}", file=file, line=child.sourceline)
+    for attr, child in _attribute_children(el, "family", name, file, extra):
         extra[attr] = child.get("value", "")
     return Family(name=name, nodefile=el.get("nodefile"), user=el.get("user"), protocol=protocol,
                   dirlocal=el.get("dirlocal") or "/tmp/tune", python=el.get("python"), key=el.get("key"),
@@ -83,14 +90,7 @@ def parse_component(el: etree._Element, file: str) -> ComponentType:
             raise ParseError(f"bad attribute name {key[:80]!r}", file=file, line=el.sourceline)
         attributes[key] = value
         sources[key] = Source(file, el.sourceline)
-    for child in el:
-        if not isinstance(child.tag, str):
-            continue
-        if local_name(child) != "attribute":
-            raise ParseError(f"unexpected <{local_name(child)}> in <component>", file=file, line=child.sourceline)
-        attr = _name(child, "attribute", file)
-        if attr in attributes:
-            raise ParseError(f"component {name}: duplicate attribute {attr!r}", file=file, line=child.sourceline)
+    for attr, child in _attribute_children(el, "component", name, file, attributes):
         if attr in RESERVED_COMPONENT_ATTRIBUTES:
             raise ParseError(f"component {name}: {attr!r} is reserved; set it on <component>",
                              file=file, line=child.sourceline)

@@ -277,13 +277,7 @@ class TestBed:
             if h.holder is not None:
                 _terminate(h.holder)
                 h.holder = None
-        for ns in self._existing_namespaces():
-            _kill_and_reap(_netns_pids(ns))
-        self._network_down()
-        try:
-            os.unlink(self.state_path)
-        except FileNotFoundError:
-            pass
+        self._clear_namespaces_and_state()
         self._up = False
 
     def cleanup_leftovers(self) -> None:
@@ -296,6 +290,9 @@ class TestBed:
         for pid in state.get("pids", []):
             if isinstance(pid, int) and pid > 1 and _pid_alive(pid) and _is_ours(pid, self.base_dir):
                 _kill_and_reap([pid])
+        self._clear_namespaces_and_state()
+
+    def _clear_namespaces_and_state(self) -> None:
         # whatever still lives in our namespaces (holders, sshd sessions, a stray xl)
         for ns in self._existing_namespaces():
             _kill_and_reap(_netns_pids(ns))
