@@ -22,6 +22,22 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+class PlanOnly(Executor):
+    """The executor ``--dry-run`` hands to the deployment code: it only says what would run."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host)
+
+    def run(self, *a: Any, **k: Any) -> Any:  # pragma: no cover - a dry run never runs
+        raise AssertionError("dry run: nothing is executed")
+
+    def put(self, *a: Any, **k: Any) -> None:  # pragma: no cover
+        raise AssertionError("dry run: nothing is copied")
+
+    def stream(self, *a: Any, **k: Any) -> Any:  # pragma: no cover
+        raise AssertionError("dry run: nothing is started")
+
+
 def app_dir(manager: "Manager", node_id: str) -> str:
     """The application's folder on a node: ``{dirlocal}/{application}``."""
     node = manager.sr.node(node_id)

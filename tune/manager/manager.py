@@ -382,21 +382,7 @@ class Manager:
                 by_node[c.node].append(c)
         for node_id, comps in sorted(by_node.items()):
             node = self.sr.node(node_id)
-            from ..remote.base import Executor as _E
-
-            class _Plan(_E):
-                protocol = node.protocol
-
-                def run(self, *a: Any, **k: Any) -> Any:  # pragma: no cover - dry run never runs
-                    raise AssertionError("dry run")
-
-                def put(self, *a: Any, **k: Any) -> None:  # pragma: no cover
-                    raise AssertionError("dry run")
-
-                def stream(self, *a: Any, **k: Any) -> Any:  # pragma: no cover
-                    raise AssertionError("dry run")
-
-            commands[node_id] = deployer.deploy_commands(self, _Plan(node.host), node_id, comps)
+            commands[node_id] = deployer.deploy_commands(self, deployer.PlanOnly(node.host), node_id, comps)
             for c in comps:
                 wrapper = self.app.wrappers.get(c.type)
                 if wrapper and "start" in wrapper.methods:
@@ -841,5 +827,11 @@ def _uses_arg_instance(diagram: Diagram) -> bool:
         for a in node.actions:
             if isinstance(a, (Call, Remove, Assign)) and a.target.base == "arg":
                 return True
-    return any(t.guard is not None and "$arg" in (t.guard_text or "") and "." in (t.guard_text or "")
-               for t in diagram.transitions)
+    for t in diagram.transitions:
+        stack = [t.guard] if t.guard is not None else []
+        while stack:
+            g = stack.pop()
+            stack.extend(g.children)
+            if g.kind == "var" and g.value.root == "arg" and g.value.path:
+                return True  # a guard reads an attribute of the event's instance
+    return False
