@@ -17,21 +17,12 @@ from tune.manager import Manager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "examples", "xen_attitune", "app.xml")
-XL = "/opt/xen/bin/xl"
 
-
-def write_grid(tmp_path, bed):
-    nodes = tmp_path / "nodes"
-    nodes.write_text("".join(f"root@{h.address}\nroot@{h.address}\n" for h in bed.hosts))
-    grid = tmp_path / "grid.xml"
-    grid.write_text(f'<grid><family name="dom0" nodefile="{nodes}" protocol="ssh" driver="xen" '
-                    f'key="{bed.key_path}" dirlocal="/var/lib/tune" allocation="fill"/></grid>')
-    return str(grid)
 
 
 def manager(tmp_path, bed, vms=2, **vm_attrs):
     """VM1..VMn on h1 (fill), h2 and h3 empty; quiet probes, no consolidator."""
-    app = load_application(APP, grid=write_grid(tmp_path, bed))
+    app = load_application(APP, grid=bed.xen_grid(str(tmp_path)))
     app.components["VM"].initial = vms
     app.components["Probe"].initial = vms
     app.components["Probe"].attributes.update(period="30", threshold="99")
@@ -43,16 +34,12 @@ def manager(tmp_path, bed, vms=2, **vm_attrs):
     return m
 
 
-def xl_names(bed, host):
-    out = bed.run_in(host, [XL, "list"]).stdout
-    return [line.split()[0] for line in out.splitlines()[1:] if line.strip() and not line.startswith("Domain-0")]
-
 
 def where(bed):
     """VM name -> the hosts (addresses) whose ``xl list`` shows it, exact names only."""
     found = {}
     for h in bed.hosts:
-        for name in xl_names(bed, h):
+        for name in bed.xl_domains(h):
             found.setdefault(name, []).append(h.address)
     return found
 
@@ -93,7 +80,7 @@ def test_destination_without_memory_refuses_and_the_vm_stays(testbed_hosts, xen_
         run = m.run_diagram("overload", "VM1", h3.address)    # the seed form: destination given
         assert run.status == "failed" and run.error.instance == "VM1"
         assert "VM1" in str(run.error) and h3.address in str(run.error)
-        assert sorted(xl_names(bed, h1)) == ["VM1", "VM2"] and xl_names(bed, h3) == []
+        assert sorted(bed.xl_domains(h1)) == ["VM1", "VM2"] and bed.xl_domains(h3) == []
         assert m.sr.instance("VM1").node == h1.address and m.sr.instance("Probe1").node == h1.address
         assert_sr_matches_hosts(m, bed)
         # reported: one failed migration (no retry when the destination was given), in status too
@@ -145,7 +132,7 @@ def test_destination_dies_mid_migration_vm_stays_then_retry_elsewhere(testbed_ho
         run = m.run_diagram("overload", "VM1")                 # the policy chooses
         assert run.status == "completed", run.error
         _check_retried(m, bed, victim)
-        assert "VM1" not in xl_names(bed, victim["host"])
+        assert "VM1" not in bed.xl_domains(victim["host"])
     finally:
         m.shutdown()
         bed.install_fake_xl(bed.hosts[0])
@@ -159,7 +146,7 @@ def test_link_cut_mid_migration_times_out_vm_stays_then_retry(testbed_hosts, xen
         assert run.status == "completed", run.error
         _check_retried(m, bed, victim)
         # the cut-off receiver holds a paused VM1--incoming, never a second VM1
-        assert "VM1" not in xl_names(bed, victim["host"])
+        assert "VM1" not in bed.xl_domains(victim["host"])
         assert "killed after 6 s" in m.migrations[0].message
     finally:
         m.shutdown()

@@ -17,21 +17,8 @@ from test_recovery import XEN, crash_points, crash_run, resume
 from tune.clock import Clock
 from tune.components import Lifecycle
 
-XL = "/opt/xen/bin/xl"
 
 
-def write_grid(tmp_path, bed) -> str:
-    nodes = tmp_path / "nodes"
-    nodes.write_text("".join(f"root@{h.address}\nroot@{h.address}\n" for h in bed.hosts))
-    grid = tmp_path / "grid.xml"
-    grid.write_text(f'<grid><family name="dom0" nodefile="{nodes}" protocol="ssh" driver="xen" '
-                    f'key="{bed.key_path}" dirlocal="/var/lib/tune" allocation="fill"/></grid>')
-    return str(grid)
-
-
-def domains_on(bed, host) -> list[str]:
-    out = bed.run_in(host, [XL, "list"]).stdout
-    return sorted(line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith("Domain-0"))
 
 
 def folders_on(bed, host) -> list[str]:
@@ -42,7 +29,7 @@ def folders_on(bed, host) -> list[str]:
 def test_migration_over_ssh_killed_at_every_step_is_recovered(testbed_hosts, xen_state, tmp_path):
     bed = testbed_hosts
     h1, _h2, h3 = bed.hosts
-    grid = write_grid(tmp_path, bed)
+    grid = bed.xen_grid(str(tmp_path))
     args = ["VM1", h3.address]
     trace = crash_points(XEN, str(tmp_path / "normal"), "overload", args, grid=grid)
     # the first occurrence of every step name (each run costs a deployment over SSH)
@@ -57,7 +44,7 @@ def test_migration_over_ssh_killed_at_every_step_is_recovered(testbed_hosts, xen
             assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
         m = resume(XEN, state, grid=grid, clock=Clock())
         try:
-            by_host = {h.address: domains_on(bed, h) for h in bed.hosts}
+            by_host = {h.address: bed.xl_domains(h) for h in bed.hosts}
             everywhere = sorted(d for ds in by_host.values() for d in ds)
             assert everywhere == ["VM1", "VM2", "VM3", "VM4"], (point, by_host)     # each VM exactly once
             for vm in m.sr.instances("VM"):
@@ -73,7 +60,7 @@ def test_migration_over_ssh_killed_at_every_step_is_recovered(testbed_hosts, xen
             outcome[point] = m.sr.instance("VM1").node
         finally:
             m.shutdown()
-        assert all(domains_on(bed, h) == [] for h in bed.hosts), point
+        assert all(bed.xl_domains(h) == [] for h in bed.hosts), point
     moved = points.index("relocate:1")   # the first record written after xl migrate returned
     assert all(outcome[p] == h1.address for p in points[:moved]), outcome
     assert all(outcome[p] == h3.address for p in points[moved:] + ["normal"]), outcome

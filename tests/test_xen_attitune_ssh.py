@@ -4,7 +4,6 @@ The manager deploys over SSH, the probes read ``xentop`` over SSH, the overload 
 ``xl migrate``; the test checks where the VM is by asking ``xl list`` on the hosts themselves.
 """
 
-import json
 import os
 
 import pytest
@@ -22,19 +21,6 @@ APP = os.path.join(ROOT, "examples", "xen_attitune", "app.xml")
 XL = "/opt/xen/bin/xl"
 
 
-def write_grid(tmp_path, bed, hosts=None):
-    hosts = hosts or bed.hosts
-    nodes = tmp_path / "nodes"
-    nodes.write_text("".join(f"root@{h.address}\nroot@{h.address}\n" for h in hosts))
-    grid = tmp_path / "grid.xml"
-    grid.write_text(f'<grid><family name="dom0" nodefile="{nodes}" protocol="ssh" driver="xen" '
-                    f'key="{bed.key_path}" dirlocal="/var/lib/tune" allocation="fill"/></grid>')
-    return str(grid)
-
-
-def domains_on(bed, host):
-    out = bed.run_in(host, [XL, "list"]).stdout
-    return sorted(line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith("Domain-0"))
 
 
 def fast_probes(app):
@@ -44,17 +30,17 @@ def fast_probes(app):
 
 def test_probe_fires_and_xl_migrates_the_vm(testbed_hosts, xen_state, tmp_path):
     bed = testbed_hosts
-    app = fast_probes(load_application(APP, grid=write_grid(tmp_path, bed)))
+    app = fast_probes(load_application(APP, grid=bed.xen_grid(str(tmp_path))))
     m = Manager(app, state_dir=str(tmp_path / "state"), clock=Clock())
     try:
         m.deploy()
         h1, h2, h3 = bed.hosts
-        assert domains_on(bed, h1) == ["VM1", "VM2"] and domains_on(bed, h2) == ["VM3", "VM4"]
-        assert domains_on(bed, h3) == []
+        assert bed.xl_domains(h1) == ["VM1", "VM2"] and bed.xl_domains(h2) == ["VM3", "VM4"]
+        assert bed.xl_domains(h3) == []
         bed.run_in(h1, [XL, "tune-set-load", "VM1", "95"])
         assert wait_for(lambda: any(r.status == "completed" for r in m.migrations), 60), m.status()
         # where it is, by the hosts' own word
-        assert domains_on(bed, h1) == ["VM2"] and domains_on(bed, h3) == ["VM1"]
+        assert bed.xl_domains(h1) == ["VM2"] and bed.xl_domains(h3) == ["VM1"]
         assert m.sr.instance("VM1").node == h3.address and m.sr.instance("Probe1").node == h3.address
         [report] = m.migrations
         assert report.source == h1.address and report.destination == h3.address and report.total_time > 0
@@ -63,7 +49,7 @@ def test_probe_fires_and_xl_migrates_the_vm(testbed_hosts, xen_state, tmp_path):
         assert all(h.address in known for h in (h1, h2))
     finally:
         m.shutdown()
-    assert all(domains_on(bed, h) == [] for h in bed.hosts)   # the stop diagram shut them down
+    assert all(bed.xl_domains(h) == [] for h in bed.hosts)   # the stop diagram shut them down
     assert bed.run_in(bed.hosts[0], ["test", "-e", "/var/lib/tune/xen-attitune"], check=False).returncode != 0
 
 
@@ -71,7 +57,7 @@ def test_a_host_down_fails_only_its_instances(testbed_hosts, xen_state, tmp_path
     bed = testbed_hosts
     h1, h2, _h3 = bed.hosts
     bed.kill_sshd(h2)
-    app = load_application(APP, grid=write_grid(tmp_path, bed, [h1, h2]))
+    app = load_application(APP, grid=bed.xen_grid(str(tmp_path), [h1, h2]))
     m = Manager(app, state_dir=str(tmp_path / "state"), clock=Clock())
     try:
         with pytest.raises(GroupError) as err:
@@ -85,7 +71,7 @@ def test_a_host_down_fails_only_its_instances(testbed_hosts, xen_state, tmp_path
     finally:
         m.shutdown()
     # the CLI: exit 1 and a per-host summary
-    code = main(["deploy", APP, "--grid", write_grid(tmp_path, bed, [h1, h2]), "--state-dir",
+    code = main(["deploy", APP, "--grid", bed.xen_grid(str(tmp_path), [h1, h2]), "--state-dir",
                  str(tmp_path / "state2"), "--no-scenario", "--duration", "1"])
     err_text = capsys.readouterr().err
     assert code == 1
@@ -94,7 +80,7 @@ def test_a_host_down_fails_only_its_instances(testbed_hosts, xen_state, tmp_path
 
 def test_a_line_in_a_remote_node_pipe_reaches_the_manager_over_ssh(testbed_hosts, xen_state, tmp_path):
     bed = testbed_hosts
-    app = load_application(APP, grid=write_grid(tmp_path, bed))
+    app = load_application(APP, grid=bed.xen_grid(str(tmp_path)))
     app.components["Probe"].attributes.update(period="3600")   # only the pipe may trigger it
     m = Manager(app, state_dir=str(tmp_path / "state"), clock=Clock())
     try:
@@ -104,7 +90,7 @@ def test_a_line_in_a_remote_node_pipe_reaches_the_manager_over_ssh(testbed_hosts
         # a program on h2 (not the manager) writes the seed's form, naming the destination
         bed.run_in(h2, ["sh", "-c", f"printf 'overload;VM3;{h3.address}\\n' > {pipe}"])
         assert wait_for(lambda: any(r.status == "completed" for r in m.migrations), 60), m.status()
-        assert domains_on(bed, h2) == ["VM4"] and domains_on(bed, h3) == ["VM3"]
+        assert bed.xl_domains(h2) == ["VM4"] and bed.xl_domains(h3) == ["VM3"]
         received = [e for e in m.timeline if e.kind == "event.received"]
         assert received and received[0].data["source"] == f"pipe:{h2.address}"
         # no port was opened for it: the relay is a command on the manager's SSH connection

@@ -9,17 +9,8 @@ import os
 from typing import Any
 
 from ..errors import UsageError
+from .common import positive
 from .output import Output
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -47,11 +38,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPars
     p.add_argument("--dirty", type=int, default=0, metavar="MiB",
                    help="MiB of guest memory rewritten continuously during the migration")
     p.add_argument("--runs", type=int, default=1, help="migrations (alternating h1->h2, h2->h1)")
-    p.add_argument("--interval", type=_positive, default=0.01, metavar="S", help="ping interval (0.01)")
-    p.add_argument("--timeout", type=_positive, default=2.0, metavar="S", help="reply timeout (2)")
-    p.add_argument("--before", type=_positive, default=1.0, metavar="S", help="pings before migrating (1)")
-    p.add_argument("--after", type=_positive, default=2.0, metavar="S", help="pings after the migration (2)")
-    p.add_argument("--max-bandwidth", type=_positive, metavar="MiB/s", help="migration max-bandwidth")
+    p.add_argument("--interval", type=positive, default=0.01, metavar="S", help="ping interval (0.01)")
+    p.add_argument("--timeout", type=positive, default=2.0, metavar="S", help="reply timeout (2)")
+    p.add_argument("--before", type=positive, default=1.0, metavar="S", help="pings before migrating (1)")
+    p.add_argument("--after", type=positive, default=2.0, metavar="S", help="pings after the migration (2)")
+    p.add_argument("--max-bandwidth", type=positive, metavar="MiB/s", help="migration max-bandwidth")
     p.add_argument("--downtime-limit", type=int, metavar="MS", help="migration downtime-limit")
     p.add_argument("--out", required=True, metavar="DIR", help="directory for CSV, PNG, JSON")
     p.set_defaults(func=run)

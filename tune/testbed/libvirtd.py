@@ -37,7 +37,7 @@ import subprocess
 import time
 from typing import Any, Optional, Sequence
 
-from .netns import TestBed, TestBedError, TestHost, _pid_alive, _spawn, _terminate, _write
+from .netns import TestBed, TestBedError, TestHost, _comm, _pid_alive, _spawn, _terminate, _write
 
 log = logging.getLogger(__name__)
 
@@ -351,14 +351,6 @@ def _children_of(pid: int) -> list[int]:
             return [int(p) for p in fh.read().split()]
     except (OSError, ValueError):
         return []
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
 
 
 def _signal(pid: int, sig: int) -> None:

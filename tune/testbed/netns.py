@@ -35,7 +35,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -378,6 +377,26 @@ class TestBed:
     @staticmethod
     def _private_source(h: TestHost, path: str) -> str:
         return os.path.join(h.dir, "private", path.strip("/").replace("/", "_"))
+
+    def xen_grid(self, directory: str, hosts: Optional[Sequence["str | int | TestHost"]] = None) -> str:
+        """Write a grid file (and its nodefile) making ``hosts`` the dom0 family over SSH.
+
+        Two VM slots per host, the test bed's key, the ``xen`` driver (the stand-in ``xl``): what
+        ``tune deploy app.xml --grid FILE`` needs to run an application on this test bed.
+        """
+        chosen = [self.host(h) for h in hosts] if hosts else list(self.hosts)
+        nodes = os.path.join(directory, "nodes")
+        _write(nodes, "".join(f"root@{h.address}\nroot@{h.address}\n" for h in chosen), 0o644)
+        grid = os.path.join(directory, "grid.xml")
+        _write(grid, f'<grid><family name="dom0" nodefile="{nodes}" protocol="ssh" driver="xen" '
+                     f'key="{self.key_path}" dirlocal="/var/lib/tune" allocation="fill"/></grid>\n', 0o644)
+        return grid
+
+    def xl_domains(self, host: "str | int | TestHost") -> list[str]:
+        """The guest domains the stand-in ``xl list`` shows on ``host`` (asked inside the host)."""
+        out = self.run_in(host, ["/opt/xen/bin/xl", "list"]).stdout
+        return sorted(line.split()[0] for line in out.splitlines()[1:]
+                      if line.strip() and not line.startswith("Domain-0"))
 
     def install_fake_xl(self, host: "str | int | TestHost") -> None:
         """Put the stand-in ``xl`` and ``xentop`` into the host's ``/opt/xen/bin``.
