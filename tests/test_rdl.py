@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 from strategies import blocks, diagram_xml, mutated
 from tune.adl.model import Source
 from tune.diagrams.actions import Call, Create, Target
-from tune.diagrams.guards import Guard
-from tune.diagrams.model import DiagramNode, NodeKind, Transition
+from tune.diagrams.model import DiagramNode, NodeKind
 from tune.diagrams.rdl import parse_rdl, to_xml
 from tune.diagrams.validate import diagram_problems
 from tune.errors import ExpressionError, ParseError, TuneError

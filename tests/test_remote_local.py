@@ -1,7 +1,6 @@
 """LocalExecutor: small exact cases (argv quoting, exit codes, timeouts, streams, put)."""
 
 import json
-import os
 import sys
 import time
 

@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from tune.testbed import SKIP_REASON, TestBed, testbed_missing_reason
-from tune.testbed import netns
 
 needs_root = pytest.mark.skipif(testbed_missing_reason() is not None,
                                 reason=testbed_missing_reason() or "")

@@ -6,7 +6,7 @@ import pytest
 
 from tune.errors import (DomainNotFound, DriverError, HostUnreachable, InsufficientResources,
                          MigrationError)
-from tune.remote.base import Executor, Result, Stream, quote_command
+from tune.remote.base import Executor, Result, quote_command
 from tune.virt import driver_for
 from tune.virt.base import DomainSpec
 from tune.virt.xen import XenDriver, xl_config
