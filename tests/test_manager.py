@@ -282,3 +282,21 @@ def test_unknown_diagram_and_validation(tmp_path):
     with pytest.raises(ValidationError) as err:
         load_application(str(tmp_path / "missing.xml"))
     assert err.value.exit_code == 2 and "no such file" in str(err.value)
+
+
+def test_events_arriving_while_stopping_start_nothing(tmp_path):
+    with sim_manager(WEB, state_dir=str(tmp_path / "s")) as m:
+        m.request_stop()
+        m.emit("configure", "Web1")
+        assert wait_for(lambda: m.bus.counters["rejected"] == 1, 5)
+        assert not CALLS.of("configure")
+        assert [e.data["error"] for e in m.timeline if e.kind == "event.rejected"] == ["the manager is stopping"]
+
+
+def test_a_late_emit_after_shutdown_does_not_revive_the_dispatcher(tmp_path):
+    m = Manager(load_application(WEB), clock=SimClock(100), state_dir=str(tmp_path / "s"))
+    m.deploy()
+    m.shutdown()
+    m.emit("configure", "Web1")          # a probe or timer thread firing once more
+    assert m.bus._thread is None and m.bus.counters["dropped_closed"] == 1
+    assert not CALLS.of("configure")

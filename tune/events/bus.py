@@ -27,6 +27,7 @@ class EventBus:
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self._closed = False  # stopped for good: a late emit() must not bring the dispatcher back
         self._name = name
         self.idle = threading.Event()
         self.idle.set()
@@ -36,13 +37,17 @@ class EventBus:
             self.counters[what] += n
 
     def start(self) -> None:
-        if self._thread is None:
+        if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
 
     def post(self, event: Event) -> bool:
-        """Queue ``event``; False (and counted as dropped) when the queue is full."""
+        """Queue ``event``; False (and counted as dropped) when the queue is full or closed."""
         self.count("received")
+        if self._closed:
+            self.count("dropped_closed")
+            log.info("event %s after the manager stopped (dropped)", event)
+            return False
         try:
             self.idle.clear()
             self.queue.put_nowait(event)
@@ -75,6 +80,7 @@ class EventBus:
         return self.idle.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._closed = True
         if self._thread is not None:
             try:
                 self.queue.put(None, timeout=timeout)

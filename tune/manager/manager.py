@@ -33,7 +33,7 @@ from ..components.component import Component, Lifecycle, Node
 from ..components.sr import SystemRepresentation
 from ..diagrams.engine import DiagramRun, Engine
 from ..diagrams.model import Diagram, DiagramNode, NodeKind
-from ..errors import ActionError, AllocationError, DriverError, TuneError, UsageError
+from ..errors import AllocationError, DriverError, TuneError, UsageError
 from ..events.bus import EventBus
 from ..events.control import ControlServer
 from ..events.event import Event, EventError, make_event
@@ -519,6 +519,12 @@ class Manager:
         if event.name == "stop":
             self.bus.count("handled")
             self.request_stop()
+            return
+        if self._stop.is_set():
+            # stopping: the stop diagram and undeployment are under way, no reconfiguration starts
+            self.bus.count("rejected")
+            log.info("event %s arrived while stopping (ignored)", event)
+            self.notify("event.rejected", event=str(event), error="the manager is stopping")
             return
         diagram = self.app.diagram_graphs.get(event.name)
         if diagram is None and event.name == "repair":
